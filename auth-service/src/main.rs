@@ -1,0 +1,24 @@
+use std::process::ExitCode;
+
+use auth_service::{config::Settings, startup::Application};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = Settings::parse();
+    ninaivalaigal::telemetry::init(settings.log_format);
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(error) => {
+            eprintln!("auth-service: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match application.run_until(ninaivalaigal::shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("auth-service: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Database plumbing shared by the services and the test harness: the
+//! connection pool, the embedded migrations, and the database URL setting.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use diesel_async::{
+    AsyncPgConnection,
+    async_connection_wrapper::AsyncConnectionWrapper,
+    pooled_connection::{AsyncDieselConnectionManager, bb8},
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The schema migrations kept in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// A pool of async Postgres connections.
+pub type PgPool = bb8::Pool<AsyncPgConnection>;
+/// A connection checked out of [`PgPool`].
+pub type PooledConnection<'a> = bb8::PooledConnection<'a, AsyncPgConnection>;
+
+/// A `postgres://` URL. Parsing checks the shape up front so a typo stops
+/// start-up with a clear message; `Display` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The full URL, password included. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or("must start with postgres:// or postgresql://")?;
+        let host_part = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let (host, database) = host_part
+            .split_once('/')
+            .ok_or("must name a database: postgres://USER:PASSWORD@HOST:PORT/DATABASE")?;
+        if host.is_empty() || database.split('?').next().is_none_or(str::is_empty) {
+            return Err("must name a host and a database: postgres://USER:PASSWORD@HOST:PORT/DATABASE".into());
+        }
+        Ok(Self(url.to_owned()))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // postgres://user:secret@host/db -> postgres://user:***@host/db
+        match self.0.split_once("://").and_then(|(scheme, rest)| {
+            let (credentials, host) = rest.rsplit_once('@')?;
+            let user = credentials.split(':').next().unwrap_or_default();
+            Some(format!("{scheme}://{user}:***@{host}"))
+        }) {
+            Some(redacted) => f.write_str(&redacted),
+            None => f.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// Builds a connection pool. Connections are opened lazily, so this does not
+/// fail when the database is down; requests then get UNAVAILABLE.
+pub fn build_pool(url: &DatabaseUrl, max_size: u32, connect_timeout: Duration) -> PgPool {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.expose());
+    bb8::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(connect_timeout)
+        .test_on_check_out(false)
+        .build_unchecked(manager)
+}
+
+/// Applies every pending migration and returns the versions it applied.
+/// Connect as the role that owns the tables. Safe to run repeatedly.
+pub async fn run_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let url = url.clone();
+    // diesel's migration harness is synchronous; run it off the async runtime.
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        use diesel::Connection;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url.expose())
+            .map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|error| anyhow::anyhow!("migration failed: {error}"))?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+    .await?
+}
+
+
+/// Database settings that every service takes the same way.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DatabaseSettings {
+    /// Postgres URL of the service's own login role (which owns no table and
+    /// lacks BYPASSRLS).
+    #[arg(long, env = "NINAIVALAIGAL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: DatabaseUrl,
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "NINAIVALAIGAL_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// Seconds to wait for a pooled connection before answering UNAVAILABLE.
+    #[arg(long, env = "NINAIVALAIGAL_DB_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub db_timeout_seconds: u64,
+}
+
+impl DatabaseSettings {
+    /// The pool these settings describe.
+    pub fn pool(&self) -> PgPool {
+        build_pool(
+            &self.database_url,
+            self.db_pool_size,
+            Duration::from_secs(self.db_timeout_seconds),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_the_password() {
+        let url: DatabaseUrl = "postgres://svc:s3cret@db:5432/app".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://svc:***@db:5432/app");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(url.expose(), "postgres://svc:s3cret@db:5432/app");
+    }
+
+    #[test]
+    fn database_url_rejects_other_shapes() {
+        for bad in ["", "mysql://x@h/db", "postgres://host", "postgres://u:p@host/", "localhost:5432"] {
+            assert!(bad.parse::<DatabaseUrl>().is_err(), "{bad} should be refused");
+        }
+    }
+}

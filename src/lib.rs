@@ -1,0 +1,30 @@
+//! The shared kernel of Ninaivalaigal: the gRPC contracts generated from
+//! `proto/`, the access-token claims and their verification, and the plumbing
+//! every binary shares (settings, telemetry, shutdown, health and reflection).
+//! Nothing here depends on a service.
+
+pub mod grpc;
+pub mod shutdown;
+pub mod telemetry;
+pub mod token;
+
+#[cfg(feature = "db")]
+pub mod db;
+
+/// Code generated from `proto/`; modules mirror the protobuf packages
+/// (`proto::ninaivalaigal::memory::v1`).
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/_includes.rs"));
+
+    /// Encoded `FileDescriptorSet` of every contract, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ninaivalaigal_descriptor.bin"));
+}
+
+pub use proto::ninaivalaigal::{auth::v1 as auth_v1, memory::v1 as memory_v1};
+
+/// Default port of the memory-service.
+pub const DEFAULT_MEMORY_PORT: u16 = 13370;
+/// Default port of the auth-service.
+pub const DEFAULT_AUTH_PORT: u16 = 13371;
