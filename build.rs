@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTO_FILES, [PROTO_ROOT])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     // compile_fds does not write file_descriptor_set_path either.
-    fs::write(out_dir.join("ninaivalaigal_descriptor.bin"), fds.encode_to_vec())?;
+    fs::write(
+        out_dir.join("ninaivalaigal_descriptor.bin"),
+        fds.encode_to_vec(),
+    )?;
 
     tonic_prost_build::configure()
         .include_file("_includes.rs")

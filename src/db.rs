@@ -43,7 +43,10 @@ impl FromStr for DatabaseUrl {
             .split_once('/')
             .ok_or("must name a database: postgres://USER:PASSWORD@HOST:PORT/DATABASE")?;
         if host.is_empty() || database.split('?').next().is_none_or(str::is_empty) {
-            return Err("must name a host and a database: postgres://USER:PASSWORD@HOST:PORT/DATABASE".into());
+            return Err(
+                "must name a host and a database: postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+                    .into(),
+            );
         }
         Ok(Self(url.to_owned()))
     }
@@ -97,7 +100,6 @@ pub async fn run_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
     .await?
 }
 
-
 /// Database settings that every service takes the same way.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DatabaseSettings {
@@ -138,8 +140,17 @@ mod tests {
 
     #[test]
     fn database_url_rejects_other_shapes() {
-        for bad in ["", "mysql://x@h/db", "postgres://host", "postgres://u:p@host/", "localhost:5432"] {
-            assert!(bad.parse::<DatabaseUrl>().is_err(), "{bad} should be refused");
+        for bad in [
+            "",
+            "mysql://x@h/db",
+            "postgres://host",
+            "postgres://u:p@host/",
+            "localhost:5432",
+        ] {
+            assert!(
+                bad.parse::<DatabaseUrl>().is_err(),
+                "{bad} should be refused"
+            );
         }
     }
 }

@@ -144,7 +144,10 @@ impl TokenVerifier {
             decoded.insert(kid.to_owned(), DecodingKey::from_ed_components(x)?);
         }
         let count = decoded.len();
-        let mut guard = self.keys.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut guard = self
+            .keys
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Keys::Ed25519(current) = &mut *guard {
             *current = decoded;
         }
@@ -158,7 +161,10 @@ impl TokenVerifier {
 
     /// True when an EdDSA verifier knows the given key id.
     pub fn knows_kid(&self, kid: &str) -> bool {
-        let guard = self.keys.read().unwrap_or_else(|poison| poison.into_inner());
+        let guard = self
+            .keys
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
         match &*guard {
             Keys::Shared(_) => true,
             Keys::Ed25519(keys) => keys.contains_key(kid),
@@ -171,7 +177,10 @@ impl TokenVerifier {
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(TokenError::WrongAlgorithm);
         }
-        let guard = self.keys.read().unwrap_or_else(|poison| poison.into_inner());
+        let guard = self
+            .keys
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
         let key = match &*guard {
             Keys::Shared(key) => key,
             Keys::Ed25519(keys) => header

@@ -14,7 +14,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match application.run_until(ninaivalaigal::shutdown::signal()).await {
+    match application
+        .run_until(ninaivalaigal::shutdown::signal())
+        .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("auth-service: {error:#}");

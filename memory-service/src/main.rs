@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-use memory_service::{config::Settings, startup::Application};
 use clap::Parser;
+use memory_service::{config::Settings, startup::Application};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,7 +14,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match application.run_until(ninaivalaigal::shutdown::signal()).await {
+    match application
+        .run_until(ninaivalaigal::shutdown::signal())
+        .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("memory-service: {error:#}");

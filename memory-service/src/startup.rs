@@ -20,7 +20,8 @@ impl Application {
     /// Checks the settings and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener =
-            ninaivalaigal::grpc::bind(settings.listen_addr, "NINAIVALAIGAL_MEMORY_LISTEN_ADDR").await?;
+            ninaivalaigal::grpc::bind(settings.listen_addr, "NINAIVALAIGAL_MEMORY_LISTEN_ADDR")
+                .await?;
         Ok(Self { listener, settings })
     }
 

@@ -11,7 +11,11 @@ use ninaivalaigal::db::{DatabaseUrl, run_migrations};
 #[command(version)]
 struct Args {
     /// Postgres URL of the role that owns the tables.
-    #[arg(long, env = "NINAIVALAIGAL_MIGRATION_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_MIGRATION_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: DatabaseUrl,
 }
 

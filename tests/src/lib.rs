@@ -1,1 +1,18 @@
-//! placeholder
+//! The harness the end-to-end tests share.
+//!
+//! - [`TestDb`]: a fresh, migrated database per test, cloned from a template
+//!   that is built once per schema version, and dropped when the test ends.
+//! - [`spawn_pair`]: the auth-service and the memory-service on real sockets
+//!   (port 0), connected to that database as their own non-owner roles, so
+//!   row-level security in tests is exactly as in production.
+//!
+//! PostgreSQL comes from `deploy/local/postgres.sh`, which the harness runs
+//! itself when the server is not reachable, so `cargo test` works on a
+//! machine where nothing was started by hand.
+
+pub mod cluster;
+pub mod db;
+pub mod pair;
+
+pub use db::TestDb;
+pub use pair::{TestPair, spawn_pair, spawn_pair_with};

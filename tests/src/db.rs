@@ -1,0 +1,183 @@
+//! A fresh, migrated database per test.
+
+use std::{
+    collections::hash_map::DefaultHasher,
+    hash::{Hash, Hasher},
+};
+
+use diesel::{QueryableByName, sql_types::BigInt};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use ninaivalaigal::db::{DatabaseUrl, run_migrations};
+use tokio::sync::OnceCell;
+
+use crate::cluster::{Cluster, Role};
+
+/// The database the roles log in to when they are not working in a test's own.
+const MAINTENANCE_DB: &str = "ninaivalaigal";
+
+/// One test's database, dropped (with any connections still open) when the
+/// value is dropped.
+pub struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    /// Clones the migrated template into a database of the test's own.
+    pub async fn new() -> Self {
+        let template = template().await;
+        let name = format!("ninaivalaigal_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
+        conn.batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE {template} STRATEGY = FILE_COPY"
+        ))
+        .await
+        .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
+        Self { name }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A URL for `role` on this database.
+    pub fn url(&self, role: Role) -> String {
+        Cluster::get().url(role, &self.name)
+    }
+
+    /// A URL for `role` on this database, typed as the services take it.
+    pub fn database_url(&self, role: Role) -> DatabaseUrl {
+        self.url(role)
+            .parse()
+            .expect("the harness builds valid URLs")
+    }
+
+    /// A direct connection as `role`, for arranging data and for assertions
+    /// at the database level.
+    pub async fn connect(&self, role: Role) -> AsyncPgConnection {
+        connect(role, &self.name).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        // Drop runs inside the test's runtime; do the async work on a thread
+        // with a runtime of its own.
+        let result = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            runtime.block_on(async move {
+                let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = result {
+            eprintln!("warning: cannot drop test database: {error}");
+        }
+    }
+}
+
+/// Connects as `role` to `database`, panicking with the reason on failure.
+pub async fn connect(role: Role, database: &str) -> AsyncPgConnection {
+    let url = Cluster::get().url(role, database);
+    AsyncPgConnection::establish(&url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect as {role:?} to {database}: {error}"))
+}
+
+/// The migrated template for the current migrations, built once per schema
+/// version (an advisory lock makes concurrent test processes build it once).
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("ninaivalaigal_template_{:016x}", migrations_fingerprint());
+            let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
+            let lock_key = 0x6e69_6e61_6976_616c_u64 as i64; // "ninaival"
+            diesel::sql_query("SELECT pg_advisory_lock($1)")
+                .bind::<BigInt, _>(lock_key)
+                .execute(&mut conn)
+                .await
+                .expect("advisory lock");
+            if !database_exists(&mut conn, &name).await {
+                let building = format!("{name}_building");
+                // A build that died half-way leaves this behind; start over.
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                    .await
+                    .expect("drop half-built template database");
+                conn.batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .expect("create template database");
+                let url: DatabaseUrl = Cluster::get()
+                    .url(Role::Owner, &building)
+                    .parse()
+                    .expect("valid URL");
+                run_migrations(&url)
+                    .await
+                    .expect("migrations apply to an empty database");
+                conn.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                    .await
+                    .expect("rename template database");
+            }
+            diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<BigInt, _>(lock_key)
+                .execute(&mut conn)
+                .await
+                .expect("advisory unlock");
+            name
+        })
+        .await
+}
+
+async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+    let row: Count =
+        diesel::sql_query("SELECT count(*) AS count FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(conn)
+            .await
+            .expect("query pg_database");
+    row.count > 0
+}
+
+/// A fingerprint of the migration files, so a changed schema gets a new template.
+fn migrations_fingerprint() -> u64 {
+    let mut hasher = DefaultHasher::new();
+    let root = crate::cluster::repo_root().join("migrations");
+    let mut files: Vec<_> = walk(&root);
+    files.sort();
+    for path in files {
+        path.strip_prefix(&root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .hash(&mut hasher);
+        std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}

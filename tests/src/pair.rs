@@ -1,0 +1,141 @@
+//! Both services, running in the test's runtime on real sockets.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+use crate::{TestDb, cluster::Role};
+
+/// The auth-service and the memory-service, serving one test's database.
+/// Dropping it stops both services and drops the database.
+pub struct TestPair {
+    /// Where the auth-service listens.
+    pub auth_addr: SocketAddr,
+    /// Where the memory-service listens.
+    pub memory_addr: SocketAddr,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    // Declared last so it is dropped after the services have been told to stop.
+    pub db: TestDb,
+}
+
+/// Extra command-line settings for each service, on top of the harness's own.
+#[derive(Clone, Debug, Default)]
+pub struct PairSettings {
+    /// Extra `--flag value` arguments for the auth-service.
+    pub auth_args: Vec<String>,
+    /// Extra `--flag value` arguments for the memory-service.
+    pub memory_args: Vec<String>,
+}
+
+/// Starts both services with the harness's default settings.
+pub async fn spawn_pair() -> TestPair {
+    spawn_pair_with(PairSettings::default()).await
+}
+
+/// Starts both services with extra settings.
+pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
+    let db = TestDb::new().await;
+    let mut stops = Vec::new();
+    let mut tasks = Vec::new();
+
+    let mut auth_args = vec![
+        "auth-service".to_owned(),
+        "--listen-addr=127.0.0.1:0".to_owned(),
+        format!("--database-url={}", db.url(Role::Auth)),
+    ];
+    auth_args.extend(extra.auth_args);
+    let auth_settings = auth_service::config::Settings::try_parse_from(&auth_args)
+        .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
+    let auth = auth_service::startup::Application::build(auth_settings)
+        .await
+        .expect("auth-service starts");
+    let auth_addr = auth.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    stops.push(stop);
+    tasks.push(tokio::spawn(auth.run_until(async {
+        let _ = stopped.await;
+    })));
+
+    let mut memory_args = vec![
+        "memory-service".to_owned(),
+        "--listen-addr=127.0.0.1:0".to_owned(),
+        format!("--database-url={}", db.url(Role::Memory)),
+    ];
+    memory_args.extend(extra.memory_args);
+    let memory_settings = memory_service::config::Settings::try_parse_from(&memory_args)
+        .unwrap_or_else(|error| panic!("memory-service settings: {error}"));
+    let memory = memory_service::startup::Application::build(memory_settings)
+        .await
+        .expect("memory-service starts");
+    let memory_addr = memory.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    stops.push(stop);
+    tasks.push(tokio::spawn(memory.run_until(async {
+        let _ = stopped.await;
+    })));
+
+    TestPair {
+        auth_addr,
+        memory_addr,
+        stops,
+        tasks,
+        db,
+    }
+}
+
+impl TestPair {
+    /// A channel to the auth-service.
+    pub async fn auth_channel(&self) -> Channel {
+        channel(self.auth_addr).await
+    }
+
+    /// A channel to the memory-service.
+    pub async fn memory_channel(&self) -> Channel {
+        channel(self.memory_addr).await
+    }
+
+    /// `http://` URL of the auth-service.
+    pub fn auth_url(&self) -> String {
+        format!("http://{}", self.auth_addr)
+    }
+
+    /// `http://` URL of the memory-service.
+    pub fn memory_url(&self) -> String {
+        format!("http://{}", self.memory_addr)
+    }
+
+    /// Stops both services and waits until they have drained.
+    pub async fn shutdown(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            task.await
+                .expect("service task")
+                .expect("service stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestPair {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Connects a channel over a real TCP socket.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid URI")
+        .connect()
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"))
+}
