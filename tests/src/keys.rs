@@ -68,6 +68,12 @@ impl TestKey {
         jsonwebtoken::encode(header, claims, &self.encoding).expect("sign token")
     }
 
+    /// Signs arbitrary JSON claims (for claims the `Claims` type cannot
+    /// express, such as a missing `exp`).
+    pub fn sign_json(&self, header: &Header, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(header, claims, &self.encoding).expect("sign token")
+    }
+
     /// Writes the private key to a new file only the current user can read;
     /// the file is removed when the returned guard is dropped.
     pub fn write_private_key(&self) -> KeyFile {

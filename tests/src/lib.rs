@@ -13,6 +13,7 @@
 //! itself when the server is not reachable, so `cargo test` works on a
 //! machine where nothing was started by hand.
 
+pub mod auth_rows;
 pub mod cluster;
 pub mod db;
 pub mod keys;
