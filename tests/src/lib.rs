@@ -8,6 +8,7 @@
 //!   auth-service signs with an Ed25519 key generated per test process
 //!   ([`keys::harness_key`]) and hashes at bcrypt cost 4.
 //! - [`TestPair::register_user`] and [`bearer`]: accounts and authenticated calls.
+//! - [`TestPair::memory_as`]: memory-service calls as a user ([`memory`]).
 //!
 //! PostgreSQL comes from `deploy/local/postgres.sh`, which the harness runs
 //! itself when the server is not reachable, so `cargo test` works on a
@@ -17,6 +18,7 @@ pub mod auth_rows;
 pub mod cluster;
 pub mod db;
 pub mod keys;
+pub mod memory;
 pub mod pair;
 pub mod users;
 
