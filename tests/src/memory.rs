@@ -1,9 +1,7 @@
 //! Calls to the memory-service as a given user, and JSON <-> `Struct`
 //! conversion for building and checking memories in tests.
 
-use ninaivalaigal::memory_v1::{
-    self as pb, memory_service_client::MemoryServiceClient,
-};
+use ninaivalaigal::memory_v1::{self as pb, memory_service_client::MemoryServiceClient};
 use prost_types::{ListValue, Struct, Value, value::Kind};
 use tonic::{Status, transport::Channel};
 
@@ -38,7 +36,11 @@ impl MemoryAs {
     }
 
     /// CreateContext with a name and description.
-    pub async fn create_context(&self, name: &str, description: &str) -> Result<pb::Context, Status> {
+    pub async fn create_context(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<pb::Context, Status> {
         let request = pb::CreateContextRequest {
             name: name.into(),
             description: description.into(),
@@ -48,18 +50,37 @@ impl MemoryAs {
     }
 
     /// CreateContext with a full request.
-    pub async fn create_context_with(&self, request: pb::CreateContextRequest) -> Result<pb::Context, Status> {
-        let response = self.client.clone().create_context(bearer(request, &self.token)).await?;
-        Ok(response.into_inner().context.expect("CreateContext returns the context"))
+    pub async fn create_context_with(
+        &self,
+        request: pb::CreateContextRequest,
+    ) -> Result<pb::Context, Status> {
+        let response = self
+            .client
+            .clone()
+            .create_context(bearer(request, &self.token))
+            .await?;
+        Ok(response
+            .into_inner()
+            .context
+            .expect("CreateContext returns the context"))
     }
 
     /// ListContexts, one page.
-    pub async fn list_contexts(&self, page_size: i32, page_token: &str) -> Result<pb::ListContextsResponse, Status> {
+    pub async fn list_contexts(
+        &self,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<pb::ListContextsResponse, Status> {
         let request = pb::ListContextsRequest {
             page_size,
             page_token: page_token.into(),
         };
-        Ok(self.client.clone().list_contexts(bearer(request, &self.token)).await?.into_inner())
+        Ok(self
+            .client
+            .clone()
+            .list_contexts(bearer(request, &self.token))
+            .await?
+            .into_inner())
     }
 
     /// Names of every context, through all pages.
@@ -79,54 +100,103 @@ impl MemoryAs {
     /// GetContext.
     pub async fn get_context(&self, name: &str) -> Result<pb::Context, Status> {
         let request = pb::GetContextRequest { name: name.into() };
-        let response = self.client.clone().get_context(bearer(request, &self.token)).await?;
-        Ok(response.into_inner().context.expect("GetContext returns the context"))
+        let response = self
+            .client
+            .clone()
+            .get_context(bearer(request, &self.token))
+            .await?;
+        Ok(response
+            .into_inner()
+            .context
+            .expect("GetContext returns the context"))
     }
 
     /// DeleteContext; returns the number of memories deleted.
     pub async fn delete_context(&self, name: &str) -> Result<i64, Status> {
         let request = pb::DeleteContextRequest { name: name.into() };
-        let response = self.client.clone().delete_context(bearer(request, &self.token)).await?;
+        let response = self
+            .client
+            .clone()
+            .delete_context(bearer(request, &self.token))
+            .await?;
         Ok(response.into_inner().deleted_memories)
     }
 
     /// StartRecording.
     pub async fn start_recording(&self, name: &str) -> Result<pb::StartRecordingResponse, Status> {
         let request = pb::StartRecordingRequest { name: name.into() };
-        Ok(self.client.clone().start_recording(bearer(request, &self.token)).await?.into_inner())
+        Ok(self
+            .client
+            .clone()
+            .start_recording(bearer(request, &self.token))
+            .await?
+            .into_inner())
     }
 
     /// StopRecording.
     pub async fn stop_recording(&self, name: &str) -> Result<pb::Context, Status> {
         let request = pb::StopRecordingRequest { name: name.into() };
-        let response = self.client.clone().stop_recording(bearer(request, &self.token)).await?;
-        Ok(response.into_inner().context.expect("StopRecording returns the context"))
+        let response = self
+            .client
+            .clone()
+            .stop_recording(bearer(request, &self.token))
+            .await?;
+        Ok(response
+            .into_inner()
+            .context
+            .expect("StopRecording returns the context"))
     }
 
     /// Remember `data` (a JSON object) of `memory_type` into `context`
     /// (empty: the recording context).
-    pub async fn remember(&self, context: &str, memory_type: &str, data: serde_json::Value) -> Result<pb::Memory, Status> {
-        self.remember_struct(context, memory_type, Some(to_struct(data))).await
+    pub async fn remember(
+        &self,
+        context: &str,
+        memory_type: &str,
+        data: serde_json::Value,
+    ) -> Result<pb::Memory, Status> {
+        self.remember_struct(context, memory_type, Some(to_struct(data)))
+            .await
     }
 
     /// Remember with a `Struct` as it is (for data JSON cannot express).
-    pub async fn remember_struct(&self, context: &str, memory_type: &str, data: Option<Struct>) -> Result<pb::Memory, Status> {
+    pub async fn remember_struct(
+        &self,
+        context: &str,
+        memory_type: &str,
+        data: Option<Struct>,
+    ) -> Result<pb::Memory, Status> {
         let request = pb::RememberRequest {
             context: context.into(),
             r#type: memory_type.into(),
             data,
         };
-        let response = self.client.clone().remember(bearer(request, &self.token)).await?;
-        Ok(response.into_inner().memory.expect("Remember returns the memory"))
+        let response = self
+            .client
+            .clone()
+            .remember(bearer(request, &self.token))
+            .await?;
+        Ok(response
+            .into_inner()
+            .memory
+            .expect("Remember returns the memory"))
     }
 
     /// Recall, one page.
     pub async fn recall(&self, request: pb::RecallRequest) -> Result<pb::RecallResponse, Status> {
-        Ok(self.client.clone().recall(bearer(request, &self.token)).await?.into_inner())
+        Ok(self
+            .client
+            .clone()
+            .recall(bearer(request, &self.token))
+            .await?
+            .into_inner())
     }
 
     /// Every memory `request` selects, through all pages.
-    pub async fn recall_all(&self, mut request: pb::RecallRequest) -> Result<Vec<pb::Memory>, Status> {
+    pub async fn recall_all(
+        &self,
+        mut request: pb::RecallRequest,
+    ) -> Result<Vec<pb::Memory>, Status> {
         let mut memories = Vec::new();
         loop {
             let page = self.recall(request.clone()).await?;
@@ -150,7 +220,10 @@ impl MemoryAs {
     /// Forget.
     pub async fn forget(&self, id: i64) -> Result<(), Status> {
         let request = pb::ForgetRequest { id };
-        self.client.clone().forget(bearer(request, &self.token)).await?;
+        self.client
+            .clone()
+            .forget(bearer(request, &self.token))
+            .await?;
         Ok(())
     }
 }
@@ -191,6 +264,9 @@ pub fn number(n: f64) -> Value {
 /// A `Struct` of the given fields.
 pub fn fields(entries: Vec<(&str, Value)>) -> Struct {
     Struct {
-        fields: entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        fields: entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
     }
 }

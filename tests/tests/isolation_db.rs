@@ -49,7 +49,10 @@ async fn arrange() -> (TestPair, i64, i64) {
         let memory = pair.memory_as(user).await;
         memory.create_context("same", "").await.unwrap();
         for i in 0..2 {
-            memory.remember("same", "note", json!({"i": i})).await.unwrap();
+            memory
+                .remember("same", "note", json!({"i": i}))
+                .await
+                .unwrap();
         }
     }
     (pair, alice.id, bob.id)
@@ -63,10 +66,14 @@ async fn a_transaction_sees_only_the_rows_of_the_user_it_names() {
         set_user(conn, bob).await;
         let of_alice = format!("SELECT count(*) AS n FROM memories WHERE owner_id = {alice}");
         assert_eq!(count(conn, &of_alice).await, 0);
-        let of_alice = format!("SELECT count(*) AS n FROM recording_contexts WHERE owner_id = {alice}");
+        let of_alice =
+            format!("SELECT count(*) AS n FROM recording_contexts WHERE owner_id = {alice}");
         assert_eq!(count(conn, &of_alice).await, 0);
         assert_eq!(count(conn, "SELECT count(*) AS n FROM memories").await, 2);
-        assert_eq!(count(conn, "SELECT count(*) AS n FROM recording_contexts").await, 1);
+        assert_eq!(
+            count(conn, "SELECT count(*) AS n FROM recording_contexts").await,
+            1
+        );
         assert_eq!(count(conn, "SELECT count(*) AS n FROM users").await, 1);
         // Changing or deleting Alice's rows finds nothing to change.
         let updated = diesel::sql_query(format!(
@@ -99,7 +106,11 @@ async fn without_a_user_nothing_is_visible_and_the_setting_ends_with_the_transac
     let mut conn = pair.db.connect(Role::Memory).await;
     for table in ["memories", "recording_contexts", "users"] {
         let sql = format!("SELECT count(*) AS n FROM {table}");
-        assert_eq!(count(&mut conn, &sql).await, 0, "{table} outside a transaction");
+        assert_eq!(
+            count(&mut conn, &sql).await,
+            0,
+            "{table} outside a transaction"
+        );
     }
     // Set in one transaction, gone in the next one on the same connection.
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
@@ -111,7 +122,10 @@ async fn without_a_user_nothing_is_visible_and_the_setting_ends_with_the_transac
     .unwrap();
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         assert_eq!(count(conn, "SELECT count(*) AS n FROM memories").await, 0);
-        assert_eq!(count(conn, "SELECT count(*) AS n FROM recording_contexts").await, 0);
+        assert_eq!(
+            count(conn, "SELECT count(*) AS n FROM recording_contexts").await,
+            0
+        );
         // An empty setting is no user either.
         diesel::sql_query("SELECT set_config('app.current_user_id', '', true)")
             .execute(conn)
@@ -128,7 +142,10 @@ async fn without_a_user_nothing_is_visible_and_the_setting_ends_with_the_transac
         ))
         .await
         .unwrap_err();
-    assert!(refused.to_string().contains("row-level security"), "{refused}");
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +197,10 @@ async fn rows_owned_by_someone_else_cannot_be_written() {
     // Alice still has exactly her own context.
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         set_user(conn, alice).await;
-        assert_eq!(count(conn, "SELECT count(*) AS n FROM recording_contexts").await, 1);
+        assert_eq!(
+            count(conn, "SELECT count(*) AS n FROM recording_contexts").await,
+            1
+        );
         Ok(())
     })
     .await
@@ -216,10 +236,16 @@ async fn the_service_role_owns_nothing_and_cannot_bypass_row_security() {
     .get_result(&mut conn)
     .await
     .unwrap();
-    assert!(!facts.rolbypassrls, "ninaivalaigal_memory must not have BYPASSRLS");
+    assert!(
+        !facts.rolbypassrls,
+        "ninaivalaigal_memory must not have BYPASSRLS"
+    );
     assert!(!facts.rolsuper);
     assert_eq!(facts.owned, 0, "ninaivalaigal_memory must own no table");
-    assert_eq!(facts.unforced, 0, "every user-data table forces row security");
+    assert_eq!(
+        facts.unforced, 0,
+        "every user-data table forces row security"
+    );
     let user: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM pg_roles WHERE rolname = current_user AND rolname = 'ninaivalaigal_memory'",
     )
@@ -245,7 +271,13 @@ async fn the_policies_are_index_conditions_on_the_owner() {
                 "EXPLAIN SELECT * FROM recording_contexts WHERE name = 'same'",
             ] {
                 let lines: Vec<Line> = diesel::sql_query(sql).load(conn).await?;
-                plans.push(lines.into_iter().map(|l| l.line).collect::<Vec<_>>().join("\n"));
+                plans.push(
+                    lines
+                        .into_iter()
+                        .map(|l| l.line)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
             }
             Ok(plans)
         })

@@ -16,7 +16,10 @@ async fn setup() -> (ninaivalaigal_tests::TestPair, MemoryAs) {
 #[tokio::test]
 async fn create_get_list_and_delete_a_context() {
     let (_pair, memory) = setup().await;
-    let created = memory.create_context("project-x", "the X project").await.unwrap();
+    let created = memory
+        .create_context("project-x", "the X project")
+        .await
+        .unwrap();
     assert_eq!(created.name, "project-x");
     assert_eq!(created.description, "the X project");
     assert_eq!(created.visibility(), Visibility::Private);
@@ -24,8 +27,14 @@ async fn create_get_list_and_delete_a_context() {
     assert_eq!(created.memory_count, 0);
     assert!(created.create_time.is_some() && created.update_time.is_some());
 
-    memory.remember("project-x", "note", json!({"a": 1})).await.unwrap();
-    memory.remember("project-x", "note", json!({"a": 2})).await.unwrap();
+    memory
+        .remember("project-x", "note", json!({"a": 1}))
+        .await
+        .unwrap();
+    memory
+        .remember("project-x", "note", json!({"a": 2}))
+        .await
+        .unwrap();
     let got = memory.get_context("project-x").await.unwrap();
     assert_eq!(got.memory_count, 2);
     assert_eq!(got.create_time, created.create_time);
@@ -36,7 +45,10 @@ async fn create_get_list_and_delete_a_context() {
     assert!(listed.next_page_token.is_empty());
 
     assert_eq!(memory.delete_context("project-x").await.unwrap(), 2);
-    assert_eq!(memory.get_context("project-x").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        memory.get_context("project-x").await.unwrap_err().code(),
+        Code::NotFound
+    );
     assert!(memory.context_names().await.unwrap().is_empty());
     // The name is free again, and the new context starts empty.
     let again = memory.create_context("project-x", "").await.unwrap();
@@ -56,7 +68,10 @@ async fn create_context_refuses_duplicates_and_bad_input() {
         let status = memory.create_context(bad, "").await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
     }
-    let long = memory.create_context("ok", &"d".repeat(1001)).await.unwrap_err();
+    let long = memory
+        .create_context("ok", &"d".repeat(1001))
+        .await
+        .unwrap_err();
     assert_eq!(long.code(), Code::InvalidArgument);
     let visibility = memory
         .create_context_with(pb::CreateContextRequest {
@@ -99,7 +114,10 @@ async fn unknown_contexts_are_not_found_and_bad_names_invalid_in_every_rpc() {
         memory.delete_context("bad name").await.map(|_| ()),
         memory.start_recording("").await.map(|_| ()),
         memory.stop_recording("-x").await.map(|_| ()),
-        memory.remember("bad name", "note", json!({})).await.map(|_| ()),
+        memory
+            .remember("bad name", "note", json!({}))
+            .await
+            .map(|_| ()),
         memory.recall_context("bad name").await.map(|_| ()),
     ];
     for result in invalid {
@@ -131,7 +149,11 @@ async fn list_contexts_pages_by_name_without_gaps_or_duplicates() {
     assert_eq!(seen, ["a", "b", "c", "d", "e", "f", "g"]);
 
     assert_eq!(
-        memory.list_contexts(0, "garbage!").await.unwrap_err().code(),
+        memory
+            .list_contexts(0, "garbage!")
+            .await
+            .unwrap_err()
+            .code(),
         Code::InvalidArgument
     );
     assert_eq!(
@@ -148,7 +170,10 @@ async fn recording_decides_where_remember_and_recall_go() {
 
     // Nothing recording: Remember and Recall without a context say what to do.
     for status in [
-        memory.remember("", "note", json!({"x": 1})).await.unwrap_err(),
+        memory
+            .remember("", "note", json!({"x": 1}))
+            .await
+            .unwrap_err(),
         memory.recall_context("").await.unwrap_err(),
     ] {
         assert_eq!(status.code(), Code::FailedPrecondition);
@@ -170,7 +195,14 @@ async fn recording_decides_where_remember_and_recall_go() {
     assert_eq!(switched.previous, "alpha");
     assert!(!memory.get_context("alpha").await.unwrap().recording);
     assert!(memory.get_context("beta").await.unwrap().recording);
-    assert_eq!(memory.remember("", "note", json!({})).await.unwrap().context, "beta");
+    assert_eq!(
+        memory
+            .remember("", "note", json!({}))
+            .await
+            .unwrap()
+            .context,
+        "beta"
+    );
     // Starting the recording one again changes nothing.
     assert_eq!(memory.start_recording("beta").await.unwrap().previous, "");
 
@@ -181,7 +213,11 @@ async fn recording_decides_where_remember_and_recall_go() {
     // Stopping a context that is not recording is harmless.
     assert!(!memory.stop_recording("alpha").await.unwrap().recording);
     assert_eq!(
-        memory.remember("", "note", json!({})).await.unwrap_err().code(),
+        memory
+            .remember("", "note", json!({}))
+            .await
+            .unwrap_err()
+            .code(),
         Code::FailedPrecondition
     );
     let listed = memory.list_contexts(0, "").await.unwrap();
@@ -206,7 +242,9 @@ async fn concurrent_starts_leave_exactly_one_context_recording() {
     assert_eq!(listed.contexts.iter().filter(|c| c.recording).count(), 1);
 }
 
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
 where
     F: Send + 'static,
     F::Output: Send + 'static,
