@@ -107,7 +107,7 @@ impl FromStr for Seconds {
             .trim()
             .parse()
             .map_err(|_| format!("{value:?} is not a number of seconds"))?;
-        if !(seconds > 0.0) {
+        if seconds.is_nan() || seconds <= 0.0 {
             return Err("must be more than 0 seconds".into());
         }
         Duration::try_from_secs_f64(seconds)

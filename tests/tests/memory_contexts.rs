@@ -242,11 +242,10 @@ async fn concurrent_starts_leave_exactly_one_context_recording() {
     assert_eq!(listed.contexts.iter().filter(|c| c.recording).count(), 1);
 }
 
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output>
+/// Runs the futures as concurrent tasks and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
