@@ -361,3 +361,64 @@ async fn hs256_mode_shares_the_secret_with_the_auth_service() {
         assert_eq!(status.code(), Code::Unauthenticated, "{what}");
     }
 }
+
+#[tokio::test]
+async fn the_memory_service_may_start_before_the_auth_service() {
+    // Reserve a port for an auth-service that is not running yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pair = spawn_pair_with(PairSettings {
+        memory_args: vec![format!("--auth-url=http://127.0.0.1:{port}")],
+        ..Default::default()
+    })
+    .await;
+    // The pair's own auth-service signs with the same harness key.
+    let user = pair.register_user("patient@example.test").await;
+    let memory = pair.memory_as(&user).await;
+    let status = memory.context_names().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    // Now the auth-service at the configured URL comes up.
+    let key_file = harness_key().write_private_key();
+    let settings = <auth_service::config::Settings as clap::Parser>::try_parse_from([
+        "auth-service".to_owned(),
+        format!("--listen-addr=127.0.0.1:{port}"),
+        format!(
+            "--database-url={}",
+            pair.db.url(ninaivalaigal_tests::cluster::Role::Auth)
+        ),
+        format!("--jwt-private-key-file={}", key_file.path.display()),
+        "--bcrypt-cost=4".to_owned(),
+    ])
+    .unwrap();
+    let late = auth_service::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(late.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match memory.context_names().await {
+            Ok(names) => {
+                assert!(names.is_empty());
+                break;
+            }
+            Err(status) if status.code() == Code::Unavailable => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "keys never fetched: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+}
