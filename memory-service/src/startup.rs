@@ -124,7 +124,12 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(memory_service)
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), shutdown)
+            // No Nagle: a response of more than one segment would otherwise wait
+            // for the client's delayed ACK (~40 ms per Recall page).
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await
             .context("gRPC server failed");
         drop(background);
