@@ -383,24 +383,15 @@ async fn the_memory_service_may_start_before_the_auth_service() {
 
     // Now the auth-service at the configured URL comes up.
     let key_file = harness_key().write_private_key();
-    let settings = <auth_service::config::Settings as clap::Parser>::try_parse_from([
-        "auth-service".to_owned(),
-        format!("--listen-addr=127.0.0.1:{port}"),
-        format!(
-            "--database-url={}",
-            pair.db.url(ninaivalaigal_tests::cluster::Role::Auth)
-        ),
-        format!("--jwt-private-key-file={}", key_file.path.display()),
-        "--bcrypt-cost=4".to_owned(),
-    ])
-    .unwrap();
-    let late = auth_service::startup::Application::build(settings)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(late.run_until(async {
-        let _ = stopped.await;
-    }));
+    let (stop, served) = start_auth_service(
+        &pair,
+        port,
+        vec![format!(
+            "--jwt-private-key-file={}",
+            key_file.path.display()
+        )],
+    )
+    .await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -419,6 +410,131 @@ async fn the_memory_service_may_start_before_the_auth_service() {
             Err(status) => panic!("{status:?}"),
         }
     }
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+}
+
+/// Starts another auth-service on `port`, on the pair's database.
+async fn start_auth_service(
+    pair: &TestPair,
+    port: u16,
+    key_args: Vec<String>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let mut args = vec![
+        "auth-service".to_owned(),
+        format!("--listen-addr=127.0.0.1:{port}"),
+        format!(
+            "--database-url={}",
+            pair.db.url(ninaivalaigal_tests::cluster::Role::Auth)
+        ),
+        "--bcrypt-cost=4".to_owned(),
+    ];
+    args.extend(key_args);
+    let settings = <auth_service::config::Settings as clap::Parser>::try_parse_from(args).unwrap();
+    let service = auth_service::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(service.run_until(async {
+        let _ = stopped.await;
+    }));
+    (stop, served)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_new_key_makes_the_memory_service_fetch_the_keys_again() {
+    let port = free_port();
+    let pair = spawn_pair_with(PairSettings {
+        memory_args: vec![format!("--auth-url=http://127.0.0.1:{port}")],
+        ..Default::default()
+    })
+    .await;
+    // The auth-service at the URL signs with the harness key at first...
+    let old_key = harness_key().write_private_key();
+    let (stop, served) = start_auth_service(
+        &pair,
+        port,
+        vec![format!("--jwt-private-key-file={}", old_key.path.display())],
+    )
+    .await;
+    let old_user = pair.register_user("before@example.test").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while pair
+        .memory_as(&old_user)
+        .await
+        .context_names()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first keys never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+
+    // ...then it is replaced by one with a new key, still publishing the old one.
+    let new_key = TestKey::generate();
+    let new_private = new_key.write_private_key();
+    let old_public = harness_key().write_public_key();
+    let (stop, served) = start_auth_service(
+        &pair,
+        port,
+        vec![
+            format!("--jwt-private-key-file={}", new_private.path.display()),
+            format!("--jwt-public-key-files={}", old_public.path.display()),
+        ],
+    )
+    .await;
+    let mut auth = ninaivalaigal::auth_v1::auth_service_client::AuthServiceClient::new(
+        ninaivalaigal_tests::pair::channel(([127, 0, 0, 1], port).into()).await,
+    );
+    let registered = auth
+        .register(ninaivalaigal::auth_v1::RegisterRequest {
+            email: "after@example.test".into(),
+            password: ninaivalaigal_tests::TEST_PASSWORD.into(),
+            name: "After".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let new_token = registered.session.unwrap().access_token;
+    let new_client = MemoryAs::new(pair.memory_client().await, &new_token);
+    // On-demand fetches are rate-limited (a few seconds apart), so the new
+    // key is picked up within that time, not necessarily on the first call.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match new_client.context_names().await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the new key was never fetched: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    // Tokens of the old key keep working while it is published.
+    pair.memory_as(&old_user)
+        .await
+        .context_names()
+        .await
+        .unwrap();
     let _ = stop.send(());
     served.await.unwrap().unwrap();
 }
