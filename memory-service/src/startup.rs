@@ -12,6 +12,11 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::Layer;
+use tower_http::{
+    classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
 use crate::{
     auth::{Authenticator, RequireUserLayer},
@@ -119,7 +124,15 @@ impl Application {
 
         let addr = self.local_addr();
         tracing::info!(%addr, hs256 = self.jwks.is_none(), "memory-service listening");
+        // Every log line of a request carries its request id (from the
+        // client's x-request-id, or a fresh one) and the RPC path, and the
+        // response echoes the id. No payloads or headers are logged.
+        let tracing_layers = tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(TraceLayer::new(client_errors_are_not_failures()).make_span_with(request_span))
+            .layer(PropagateRequestIdLayer::x_request_id());
         let served = Server::builder()
+            .layer(tracing_layers)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -137,6 +150,36 @@ impl Application {
         tracing::info!("memory-service stopped");
         Ok(())
     }
+}
+
+/// Only statuses that mean something is wrong here are logged as failures
+/// (at ERROR); a client's NOT_FOUND or UNAUTHENTICATED is not.
+fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures> {
+    let mut classifier = GrpcErrorsAsFailures::new();
+    for code in [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unauthenticated,
+        GrpcCode::ResourceExhausted,
+    ] {
+        classifier = classifier.with_success(code);
+    }
+    SharedClassifier::new(classifier)
+}
+
+/// The span of one request: its RPC and request id, nothing from the body.
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", rpc = %request.uri().path(), request_id)
 }
 
 /// Tasks that live as long as the server, aborted when it stops.

@@ -538,3 +538,26 @@ async fn a_token_signed_by_a_new_key_makes_the_memory_service_fetch_the_keys_aga
     let _ = stop.send(());
     served.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn responses_carry_a_request_id() {
+    let pair = spawn_pair().await;
+    let user = pair.register_user("traced@example.test").await;
+    let mut client = pair.memory_client().await;
+    let response = client
+        .list_contexts(bearer(
+            pb::ListContextsRequest::default(),
+            &user.access_token,
+        ))
+        .await
+        .unwrap();
+    assert!(response.metadata().get("x-request-id").is_some());
+    // A client's own id is kept, also on refusals.
+    let mut request = Request::new(pb::ListContextsRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "my-id-42".parse().unwrap());
+    let status = client.list_contexts(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.metadata().get("x-request-id").unwrap(), "my-id-42");
+}
