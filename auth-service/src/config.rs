@@ -1,11 +1,19 @@
 //! Typed settings of the auth-service, from `NINAIVALAIGAL_*` environment
 //! variables or the matching flags (`auth-service --help`).
 
-use std::net::SocketAddr;
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use ninaivalaigal::{db::DatabaseSettings, telemetry::LogFormat};
+use ninaivalaigal::{
+    db::DatabaseSettings,
+    telemetry::LogFormat,
+    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER},
+};
 
 /// Ninaivalaigal auth-service: registers users, logs them in, issues tokens.
+///
+/// Exactly one of `NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE` (Ed25519, recommended:
+/// other services only ever hold the public key) and `NINAIVALAIGAL_JWT_SECRET`
+/// (HS256 with a shared secret) must be set.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(version)]
 pub struct Settings {
@@ -19,4 +27,197 @@ pub struct Settings {
     /// Log line format.
     #[arg(long, env = "NINAIVALAIGAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// PEM file with the PKCS#8 Ed25519 private key that signs access tokens
+    /// (`openssl genpkey -algorithm ed25519`). Its public key is served by GetJwks.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+
+    /// Comma-separated PEM files with the public keys of previous signing keys,
+    /// still published by GetJwks during a key rotation so that tokens they
+    /// signed keep verifying until they expire.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_JWT_PUBLIC_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub jwt_public_key_files: Vec<PathBuf>,
+
+    /// Shared secret (at least 32 bytes) for HS256 tokens, for deployments
+    /// that prefer one secret over a key pair. Every verifier then holds it.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Lifetime of access tokens, in hours.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_JWT_EXPIRATION_HOURS",
+        default_value_t = 168
+    )]
+    pub jwt_expiration_hours: u64,
+
+    /// Lifetime of a refresh token, in days; each refresh issues a new one
+    /// with a fresh lifetime, so an unused session ends after this long.
+    #[arg(long, env = "NINAIVALAIGAL_REFRESH_TOKEN_DAYS", default_value_t = 30)]
+    pub refresh_token_days: u64,
+
+    /// `iss` claim of access tokens.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_ISSUER", default_value = DEFAULT_ISSUER)]
+    pub jwt_issuer: String,
+
+    /// `aud` claim of access tokens.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+
+    /// Clock skew, in seconds, tolerated when checking `exp` and `nbf`.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_LEEWAY_SECONDS", default_value_t = 30)]
+    pub jwt_leeway_seconds: u64,
+
+    /// bcrypt cost factor for new password hashes (4 to 31; each step doubles the work).
+    #[arg(long, env = "NINAIVALAIGAL_BCRYPT_COST", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// How many bcrypt computations may run at once (default: half the CPUs,
+    /// at least one), so a burst of logins leaves CPU for other requests.
+    #[arg(long, env = "NINAIVALAIGAL_HASHING_CONCURRENCY")]
+    pub hashing_concurrency: Option<usize>,
+
+    /// Seconds a login may wait for a free hashing slot before it is answered
+    /// UNAVAILABLE.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_HASHING_QUEUE_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub hashing_queue_timeout_seconds: u64,
+
+    /// Failed logins allowed per account in a burst before further attempts
+    /// are refused with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub login_failures_per_account: u32,
+
+    /// Failed logins allowed per client IP address in a burst.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_LOGIN_FAILURES_PER_CLIENT",
+        default_value_t = 20
+    )]
+    pub login_failures_per_client: u32,
+
+    /// Seconds after which one counted failure is forgotten (the rate at which
+    /// a throttled account or address may try again).
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_LOGIN_FAILURE_RECOVERY_SECONDS",
+        default_value_t = 60
+    )]
+    pub login_failure_recovery_seconds: u64,
+
+    /// Comma-separated emails of administrators: these accounts get the admin
+    /// role when they register, and existing ones are promoted at start-up.
+    #[arg(long, env = "NINAIVALAIGAL_ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
+}
+
+impl Settings {
+    /// Lifetime of access tokens.
+    pub fn access_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.jwt_expiration_hours.saturating_mul(3600))
+    }
+
+    /// Lifetime of refresh tokens.
+    pub fn refresh_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_days.saturating_mul(86_400))
+    }
+
+    /// Clock leeway for token checks.
+    pub fn jwt_leeway(&self) -> Duration {
+        Duration::from_secs(self.jwt_leeway_seconds)
+    }
+
+    /// Bcrypt concurrency, defaulting to half the CPUs.
+    pub fn hashing_concurrency(&self) -> usize {
+        self.hashing_concurrency
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |cpus| cpus.get() / 2)
+            })
+            .max(1)
+    }
+}
+
+/// A secret setting: its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.len() < 32 {
+            return Err("must be at least 32 bytes long (e.g. `openssl rand -base64 48`)".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Settings, clap::Error> {
+        let mut args = vec!["auth-service", "--database-url=postgres://u:p@h/db"];
+        args.extend_from_slice(extra);
+        Settings::try_parse_from(args)
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let settings = parse(&[]).unwrap();
+        assert_eq!(settings.jwt_expiration_hours, 168);
+        assert_eq!(settings.bcrypt_cost, 12);
+        assert_eq!(settings.jwt_issuer, DEFAULT_ISSUER);
+        assert_eq!(settings.jwt_audience, DEFAULT_AUDIENCE);
+        assert!(settings.hashing_concurrency() >= 1);
+    }
+
+    #[test]
+    fn secret_is_hidden_and_must_be_long() {
+        let secret = "s".repeat(40);
+        let settings = parse(&[&format!("--jwt-secret={secret}")]).unwrap();
+        assert!(!format!("{settings:?}").contains(&secret));
+        assert!(parse(&["--jwt-secret=short"]).is_err());
+    }
+
+    #[test]
+    fn bcrypt_cost_is_bounded() {
+        assert!(parse(&["--bcrypt-cost=3"]).is_err());
+        assert!(parse(&["--bcrypt-cost=32"]).is_err());
+        assert_eq!(parse(&["--bcrypt-cost=4"]).unwrap().bcrypt_cost, 4);
+    }
+
+    #[test]
+    fn lists_are_comma_separated() {
+        let settings = parse(&["--admin-emails=a@x.test,b@x.test"]).unwrap();
+        assert_eq!(settings.admin_emails, ["a@x.test", "b@x.test"]);
+    }
 }

@@ -1,6 +1,14 @@
 //! The auth-service: the only part of Ninaivalaigal that sees passwords and
 //! signs access tokens.
 
+pub mod audit;
 pub mod config;
+pub mod db;
+pub mod error;
+pub mod input;
+pub mod keys;
+pub mod passwords;
 pub mod rpc;
 pub mod startup;
+pub mod throttle;
+pub mod tokens;

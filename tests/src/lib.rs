@@ -4,15 +4,22 @@
 //!   that is built once per schema version, and dropped when the test ends.
 //! - [`spawn_pair`]: the auth-service and the memory-service on real sockets
 //!   (port 0), connected to that database as their own non-owner roles, so
-//!   row-level security in tests is exactly as in production.
+//!   row-level security in tests is exactly as in production. The
+//!   auth-service signs with an Ed25519 key generated per test process
+//!   ([`keys::harness_key`]) and hashes at bcrypt cost 4.
+//! - [`TestPair::register_user`] and [`bearer`]: accounts and authenticated calls.
 //!
 //! PostgreSQL comes from `deploy/local/postgres.sh`, which the harness runs
 //! itself when the server is not reachable, so `cargo test` works on a
 //! machine where nothing was started by hand.
 
+pub mod auth_rows;
 pub mod cluster;
 pub mod db;
+pub mod keys;
 pub mod pair;
+pub mod users;
 
 pub use db::TestDb;
-pub use pair::{TestPair, spawn_pair, spawn_pair_with};
+pub use pair::{PairSettings, TestPair, spawn_pair, spawn_pair_with};
+pub use users::{TEST_PASSWORD, TestUser, bearer};

@@ -24,7 +24,9 @@ pub struct TestPair {
 /// Extra command-line settings for each service, on top of the harness's own.
 #[derive(Clone, Debug, Default)]
 pub struct PairSettings {
-    /// Extra `--flag value` arguments for the auth-service.
+    /// Extra `--flag=value` arguments for the auth-service. Passing
+    /// `--jwt-secret=...` or `--jwt-private-key-file=...` replaces the
+    /// harness's own Ed25519 key.
     pub auth_args: Vec<String>,
     /// Extra `--flag value` arguments for the memory-service.
     pub memory_args: Vec<String>,
@@ -41,17 +43,33 @@ pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
 
+    // Ed25519 with the per-process harness key, unless the test asks for
+    // HS256; the key file only needs to exist while the service starts.
+    let key_file = crate::keys::harness_key().write_private_key();
+    let own_keys = extra
+        .auth_args
+        .iter()
+        .any(|arg| arg.starts_with("--jwt-secret") || arg.starts_with("--jwt-private-key-file"));
     let mut auth_args = vec![
         "auth-service".to_owned(),
         "--listen-addr=127.0.0.1:0".to_owned(),
         format!("--database-url={}", db.url(Role::Auth)),
+        "--bcrypt-cost=4".to_owned(),
+        format!("--admin-emails={}", crate::users::ADMIN_EMAIL),
     ];
+    if !own_keys {
+        auth_args.push(format!(
+            "--jwt-private-key-file={}",
+            key_file.path.display()
+        ));
+    }
     auth_args.extend(extra.auth_args);
     let auth_settings = auth_service::config::Settings::try_parse_from(&auth_args)
         .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
     let auth = auth_service::startup::Application::build(auth_settings)
         .await
-        .expect("auth-service starts");
+        .unwrap_or_else(|error| panic!("auth-service starts: {error:#}"));
+    drop(key_file);
     let auth_addr = auth.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);

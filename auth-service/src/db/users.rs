@@ -1,0 +1,92 @@
+//! Queries on accounts.
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, result::DatabaseErrorKind};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::{
+    models::{NewUser, ROLE_ADMIN, User},
+    schema::users,
+};
+use crate::error::{Error, Result};
+
+/// Creates an account; ALREADY_EXISTS when the email is taken.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> Result<User> {
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|error| match error {
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Error::AlreadyExists(format!(
+                    "an account with email {} exists already; log in instead",
+                    new.email
+                ))
+            }
+            other => other.into(),
+        })
+}
+
+/// The account with this (normalized) email, if any.
+pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The account with this id, if any.
+pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<User>> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Up to `limit` accounts with an id above `after`, oldest first.
+pub async fn page(conn: &mut AsyncPgConnection, after: i64, limit: i64) -> Result<Vec<User>> {
+    Ok(users::table
+        .filter(users::id.gt(after))
+        .order(users::id.asc())
+        .limit(limit)
+        .select(User::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Gives the admin role to the accounts with these emails; returns how many changed.
+pub async fn promote_to_admin(conn: &mut AsyncPgConnection, emails: &[String]) -> Result<usize> {
+    if emails.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(
+        users::table
+            .filter(users::email.eq_any(emails))
+            .filter(users::role.ne(ROLE_ADMIN)),
+    )
+    .set(users::role.eq(ROLE_ADMIN))
+    .execute(conn)
+    .await?)
+}
+
+/// Marks the account disabled (keeping the first time it was) and returns it.
+pub async fn disable(conn: &mut AsyncPgConnection, id: i64, at: DateTime<Utc>) -> Result<User> {
+    diesel::update(users::table.find(id).filter(users::disabled_at.is_null()))
+        .set(users::disabled_at.eq(at))
+        .execute(conn)
+        .await?;
+    find_by_id(conn, id)
+        .await?
+        .ok_or_else(|| Error::NotFound("the account no longer exists".into()))
+}
+
+/// Deletes the account; its sessions, refresh tokens, contexts and memories
+/// go with it (ON DELETE CASCADE).
+pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::delete(users::table.find(id)).execute(conn).await? > 0)
+}

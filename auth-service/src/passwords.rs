@@ -1,0 +1,157 @@
+//! bcrypt hashing and verification, run off the async runtime and bounded
+//! by a semaphore: a burst of logins queues here instead of taking every
+//! core from the requests that need none.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+
+use crate::{
+    error::{Error, Result},
+    input::{MAX_PASSWORD_BYTES, NewPassword},
+};
+
+/// Hashes and verifies passwords with bcrypt.
+#[derive(Clone)]
+pub struct Passwords {
+    cost: u32,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    /// A hash of a random password at the configured cost, verified when the
+    /// email is unknown so that the answer takes as long as for a known one.
+    dummy_hash: Arc<str>,
+}
+
+impl Passwords {
+    /// Prepares hashing at `cost` with at most `concurrency` hashes at once.
+    pub async fn new(cost: u32, concurrency: usize, queue_timeout: Duration) -> Result<Self> {
+        let dummy_password = uuid::Uuid::new_v4().to_string();
+        let dummy_hash = tokio::task::spawn_blocking(move || bcrypt::hash(dummy_password, cost))
+            .await
+            .context("hashing task failed")?
+            .context("cannot compute the dummy bcrypt hash")?;
+        Ok(Self {
+            cost,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue_timeout,
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: &NewPassword) -> Result<String> {
+        let password = password.expose().to_owned();
+        let cost = self.cost;
+        // The policy (at most 72 bytes, no NUL) means bcrypt reads every byte
+        // of it; non_truncating_hash would also refuse exactly 72 bytes.
+        self.run(move || bcrypt::hash(password, cost).context("bcrypt hash failed"))
+            .await
+    }
+
+    /// True when `password` matches `hash`. With no hash (unknown account) a
+    /// dummy hash is verified instead and the answer is false, in about the
+    /// same time.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        // Longer than any password the policy lets in: it cannot match, and
+        // bcrypt would only read its first 72 bytes. Spend the time anyway.
+        let acceptable = password.len() <= MAX_PASSWORD_BYTES && !password.contains('\0');
+        let password = if acceptable {
+            password.to_owned()
+        } else {
+            String::new()
+        };
+        let matches = self
+            .run(move || Ok(bcrypt::verify(password, &hash).unwrap_or(false)))
+            .await?;
+        Ok(matches && known && acceptable)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                Error::Unavailable(
+                    "the server is busy checking passwords; try again shortly".into(),
+                )
+            })?
+            .context("hashing semaphore closed")?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .context("hashing task failed")??;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn passwords() -> Passwords {
+        Passwords::new(4, 2, Duration::from_secs(5)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let passwords = passwords().await;
+        let password = NewPassword::parse("correct horse".into()).unwrap();
+        let hash = passwords.hash(&password).await.unwrap();
+        assert!(!hash.contains("correct horse"));
+        assert!(hash.starts_with("$2b$04$"));
+        assert!(
+            passwords
+                .verify("correct horse", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(!passwords.verify("wrong horse", Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_account_never_matches() {
+        let passwords = passwords().await;
+        assert!(!passwords.verify("anything at all", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_72_byte_password_is_not_a_prefix_match() {
+        let passwords = passwords().await;
+        let long = "a".repeat(72);
+        let hash = passwords
+            .hash(&NewPassword::parse(long.clone()).unwrap())
+            .await
+            .unwrap();
+        assert!(passwords.verify(&long, Some(&hash)).await.unwrap());
+        assert!(
+            !passwords
+                .verify(&"a".repeat(71), Some(&hash))
+                .await
+                .unwrap()
+        );
+        // bcrypt alone would accept this one (it reads 72 bytes).
+        assert!(
+            !passwords
+                .verify(&"a".repeat(73), Some(&hash))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_unavailable() {
+        let passwords = Passwords::new(4, 1, Duration::from_millis(50))
+            .await
+            .unwrap();
+        let _held = passwords.slots.clone().acquire_owned().await.unwrap();
+        let error = passwords.verify("whatever1", None).await.unwrap_err();
+        assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+    }
+}

@@ -1,0 +1,56 @@
+//! Rows and tokens to protobuf messages.
+
+use chrono::{DateTime, Utc};
+use ninaivalaigal::auth_v1 as pb;
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+use crate::{
+    db::models::{ROLE_ADMIN, User},
+    tokens::AccessToken,
+};
+
+/// A session just opened or rotated, with its secrets (sent once, never stored).
+pub struct IssuedSession {
+    pub session_id: Uuid,
+    pub access: AccessToken,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn role(name: &str) -> pb::Role {
+    if name == ROLE_ADMIN {
+        pb::Role::Admin
+    } else {
+        pb::Role::User
+    }
+}
+
+pub fn user(user: &User) -> pb::User {
+    pb::User {
+        id: user.id,
+        email: user.email.clone(),
+        name: user.name.clone(),
+        account_type: user.account_type.clone(),
+        role: role(&user.role).into(),
+        create_time: Some(timestamp(user.created_at)),
+        disabled: user.disabled_at.is_some(),
+    }
+}
+
+pub fn session(issued: IssuedSession) -> pb::Session {
+    pb::Session {
+        access_token: issued.access.token,
+        access_token_expire_time: Some(timestamp(issued.access.expires_at)),
+        refresh_token: issued.refresh_token,
+        refresh_token_expire_time: Some(timestamp(issued.refresh_expires_at)),
+        session_id: issued.session_id.to_string(),
+    }
+}
