@@ -121,10 +121,10 @@ pub enum Command {
 /// `eM register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Email address of the new account.
+    /// Email address of the new account [asked for when not given].
     #[arg(long, env = "NINAIVALAIGAL_EMAIL")]
-    pub email: String,
-    /// Display name [default: the part of the email before '@'].
+    pub email: Option<String>,
+    /// Display name [asked for on a terminal; default: the part of the email before '@'].
     #[arg(long)]
     pub name: Option<String>,
     /// Read the password from the first line of stdin (for scripts).
@@ -135,9 +135,9 @@ pub struct RegisterArgs {
 /// `eM login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// Email address of the account.
+    /// Email address of the account [asked for when not given].
     #[arg(long, env = "NINAIVALAIGAL_EMAIL")]
-    pub email: String,
+    pub email: Option<String>,
     /// Read the password from the first line of stdin (for scripts). Also
     /// the behaviour whenever stdin is not a terminal.
     #[arg(long)]

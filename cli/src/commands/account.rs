@@ -1,6 +1,6 @@
 //! register, login, logout, whoami.
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, BufRead, IsTerminal, Write};
 
 use chrono::Utc;
 use ninaivalaigal::auth_v1::{LoginRequest, LogoutRequest, RegisterRequest, WhoAmIRequest};
@@ -160,6 +160,31 @@ pub async fn whoami(app: &App) -> Result<WhoAmIView, Failure> {
             "credentials_file"
         },
     })
+}
+
+/// The email from `--email`, or asked for on a terminal.
+pub fn email_or_prompt(given: Option<String>) -> Result<String, Failure> {
+    let missing = || Failure::usage("no email given").hint("pass --email ADDRESS");
+    match given.filter(|email| !email.trim().is_empty()) {
+        Some(email) => Ok(email),
+        None if io::stdin().is_terminal() => optional_prompt("Email: ")?.ok_or_else(missing),
+        None => Err(missing()),
+    }
+}
+
+/// A line typed at a terminal, `None` if empty or if stdin is not a terminal.
+pub fn optional_prompt(prompt: &str) -> Result<Option<String>, Failure> {
+    if !io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    eprint!("{prompt}");
+    io::stderr().flush().ok();
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|error| Failure::usage(format!("cannot read the answer: {error}")))?;
+    Ok(Some(line.trim().to_owned()).filter(|line| !line.is_empty()))
 }
 
 /// The password: from the first line of stdin when asked to or when stdin is

@@ -19,13 +19,21 @@ use crate::{
 pub async fn run(app: &App, command: Command, json: bool) -> Result<(), Failure> {
     match command {
         Command::Register(args) => {
+            let email = account::email_or_prompt(args.email)?;
+            let name = match args.name {
+                Some(name) => Some(name),
+                None => {
+                    account::optional_prompt("Name (empty for the part of the email before '@'): ")?
+                }
+            };
             let password = account::read_password(args.password_stdin, true)?;
-            let view = account::register(app, &args.email, args.name.as_deref(), password).await?;
+            let view = account::register(app, &email, name.as_deref(), password).await?;
             print(json, &view);
         }
         Command::Login(args) => {
+            let email = account::email_or_prompt(args.email)?;
             let password = account::read_password(args.password_stdin, false)?;
-            print(json, &account::login(app, &args.email, password).await?);
+            print(json, &account::login(app, &email, password).await?);
         }
         Command::Logout => print(json, &account::logout(app).await?),
         Command::Whoami => print(json, &account::whoami(app).await?),
