@@ -3,7 +3,7 @@
 //! views are what the MCP tools return.
 
 use chrono::{DateTime, Utc};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_HORIZONTAL_ONLY};
+use comfy_table::{ContentArrangement, Table, presets::NOTHING};
 use ninaivalaigal::{auth_v1, memory_v1};
 use prost_types::Timestamp;
 use serde::Serialize;
@@ -68,10 +68,19 @@ fn human_time(time: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
+/// The table as text, without the padding at the ends of lines.
+fn render(table: &Table) -> String {
+    table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
-        .load_style(UTF8_HORIZONTAL_ONLY)
+        .load_style(NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.to_vec());
     table
@@ -261,7 +270,7 @@ impl Render for ContextListView {
                 context.description.clone(),
             ]);
         }
-        table.to_string()
+        render(&table)
     }
 }
 
@@ -391,7 +400,7 @@ impl Render for RecallView {
                 summary(&memory.data),
             ]);
         }
-        let mut text = table.to_string();
+        let mut text = render(&table);
         if self.next_page_token.is_some() {
             text.push_str("\nMore memories match; raise --limit to see them.");
         }
