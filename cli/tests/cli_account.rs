@@ -349,3 +349,26 @@ async fn help_documents_the_exit_codes_and_bad_urls_are_usage_errors() {
         outcome.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_refresh_once_and_keep_the_session() {
+    // Refresh tokens are single use: if two processes each presented the
+    // same one, the auth-service would revoke the whole session. The
+    // credentials lock makes the second process reuse the first's result.
+    let pair = spawn_pair().await;
+    let em = Em::new(&pair);
+    em.register("kim@example.com", PASSWORD).await.ok();
+    let saved = em.credentials();
+    age_saved_token(
+        &em,
+        expired_token(&saved),
+        Utc::now() - Duration::minutes(1),
+    );
+
+    let runs = futures::future::join_all((0..4).map(|_| em.run(&["whoami", "--json"]))).await;
+    for outcome in &runs {
+        outcome.ok();
+    }
+    // The session survived: one more call works without logging in again.
+    em.run(&["whoami"]).await.ok();
+}
