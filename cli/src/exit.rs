@@ -160,28 +160,46 @@ impl Failure {
 
     /// Turns a gRPC status from `server` into a failure with a useful hint.
     pub fn from_status(status: &Status, server: &Server) -> Self {
-        let kind = Kind::from_code(status.code());
+        // A status with a source was made on this side from a connection
+        // that failed (refused, TLS handshake, not speaking gRPC...), whatever
+        // its code; a server's own statuses have none.
+        let transport_failure = std::error::Error::source(status).is_some();
+        let kind = if transport_failure {
+            Kind::Unavailable
+        } else {
+            Kind::from_code(status.code())
+        };
         let detail = status.message();
         match kind {
-            Kind::Unavailable => Failure::new(
-                kind,
-                format!(
-                    "cannot reach the {} at {}: {}",
-                    server.name(),
-                    server.url(),
-                    if detail.is_empty() {
-                        "no answer"
-                    } else {
-                        detail
-                    }
-                ),
-            )
-            .hint(format!(
-                "is the {} running at {}? Set {} to use another address",
-                server.name(),
-                server.url(),
-                server.setting()
-            )),
+            Kind::Unavailable => {
+                let cause = error_chain(status);
+                let failure = Failure::new(
+                    kind,
+                    format!(
+                        "cannot reach the {} at {}: {}",
+                        server.name(),
+                        server.url(),
+                        if cause.is_empty() {
+                            "no answer"
+                        } else {
+                            &cause
+                        }
+                    ),
+                );
+                if cause.contains("certificate") {
+                    failure.hint(format!(
+                        "the {}'s TLS certificate is not trusted; set NINAIVALAIGAL_CA_CERT or --ca-cert to its CA certificate",
+                        server.name()
+                    ))
+                } else {
+                    failure.hint(format!(
+                        "is the {} running at {}? Set {} to use another address",
+                        server.name(),
+                        server.url(),
+                        server.setting()
+                    ))
+                }
+            }
             Kind::Auth => Failure::new(kind, non_empty(detail, "the token was refused"))
                 .hint("run `eM login`"),
             Kind::Throttled => Failure::new(kind, non_empty(detail, "too many attempts"))
@@ -199,6 +217,23 @@ impl Failure {
             _ => Failure::new(kind, non_empty(detail, "request refused")),
         }
     }
+}
+
+/// The status message followed by its causes, without repeats.
+fn error_chain(status: &Status) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !status.message().is_empty() {
+        parts.push(status.message().to_owned());
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        let text = error.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = error.source();
+    }
+    parts.join(": ")
 }
 
 fn non_empty(text: &str, fallback: &str) -> String {
