@@ -200,6 +200,9 @@ impl Failure {
                     ))
                 }
             }
+            Kind::Auth if status.code() == Code::PermissionDenied => {
+                Failure::new(kind, non_empty(detail, "permission denied"))
+            }
             Kind::Auth => Failure::new(kind, non_empty(detail, "the token was refused"))
                 .hint("run `eM login`"),
             Kind::Throttled => Failure::new(kind, non_empty(detail, "too many attempts"))

@@ -29,11 +29,13 @@ pub async fn run(app: &App, command: Command, json: bool) -> Result<(), Failure>
             let password = account::read_password(args.password_stdin, true)?;
             let view = account::register(app, &email, name.as_deref(), password).await?;
             print(json, &view);
+            warn_if_overridden(app);
         }
         Command::Login(args) => {
             let email = account::email_or_prompt(args.email)?;
             let password = account::read_password(args.password_stdin, false)?;
             print(json, &account::login(app, &email, password).await?);
+            warn_if_overridden(app);
         }
         Command::Logout => print(json, &account::logout(app).await?),
         Command::Whoami => print(json, &account::whoami(app).await?),
@@ -77,6 +79,15 @@ pub async fn run(app: &App, command: Command, json: bool) -> Result<(), Failure>
         Command::Mcp => unreachable!("`eM mcp` is dispatched before this"),
     }
     Ok(())
+}
+
+/// A new login does not take effect while the variable overrides it.
+fn warn_if_overridden(app: &App) {
+    if app.config.env_token.is_some() {
+        eprintln!(
+            "note: NINAIVALAIGAL_USER_TOKEN is set and is used instead of this login; unset it to use the login"
+        );
+    }
 }
 
 /// Deleting a context deletes its memories: ask first, and refuse to guess
