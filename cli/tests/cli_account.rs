@@ -4,9 +4,9 @@
 mod support;
 
 use chrono::{Duration, Utc};
-use ninaivalaigal_tests::{keys, spawn_pair};
+use ninaivalaigal_tests::spawn_pair;
 use serde_json::json;
-use support::{Em, PASSWORD, code, dead_url};
+use support::{Em, PASSWORD, age_saved_token, code, dead_url, expired_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_whoami_logout_then_commands_ask_for_login() {
@@ -164,27 +164,6 @@ async fn registering_a_taken_email_is_a_conflict_and_bad_input_is_a_usage_error(
     ])
     .await
     .expect_code(code::USAGE);
-}
-
-/// Makes the saved access token look as it will once its time is up.
-fn age_saved_token(em: &Em, token: String, expire_time: chrono::DateTime<Utc>) {
-    let mut saved = em.credentials();
-    saved["access_token"] = json!(token);
-    saved["access_token_expire_time"] = json!(expire_time);
-    em.write_credentials(&saved);
-}
-
-fn expired_token(saved: &serde_json::Value) -> String {
-    let mut claims = keys::claims_for(
-        saved["user_id"].as_i64().unwrap(),
-        saved["email"].as_str().unwrap(),
-        saved["session_id"].as_str().unwrap().parse().unwrap(),
-    );
-    let past = Utc::now() - Duration::hours(2);
-    claims.iat = past.timestamp();
-    claims.nbf = past.timestamp();
-    claims.exp = past.timestamp() + 60;
-    keys::mint(&claims)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,10 @@
 
 mod support;
 
+use chrono::{Duration, Utc};
 use ninaivalaigal_tests::spawn_pair;
 use serde_json::{Value, json};
-use support::{Em, PASSWORD, code};
+use support::{Em, PASSWORD, age_saved_token, code, expired_token};
 
 async fn logged_in(pair: &ninaivalaigal_tests::TestPair, email: &str) -> Em {
     let em = Em::new(pair);
@@ -227,4 +228,40 @@ async fn one_user_cannot_see_another_users_contexts_through_the_cli() {
         .await;
     all.ok();
     assert_eq!(all.json()["memories"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_service_is_reached_with_a_refreshed_token_when_the_saved_one_expired() {
+    let pair = spawn_pair().await;
+    let em = logged_in(&pair, "dee@example.com").await;
+    em.run(&["context", "create", "proj"]).await.ok();
+
+    // Expired by the clock: refreshed before the call.
+    let before = em.credentials();
+    age_saved_token(
+        &em,
+        expired_token(&before),
+        Utc::now() - Duration::minutes(1),
+    );
+    em.run(&[
+        "remember",
+        r#"{"type": "note", "data": {"message": "still here"}}"#,
+        "--context",
+        "proj",
+    ])
+    .await
+    .ok();
+    let middle = em.credentials();
+    assert_ne!(middle["refresh_token"], before["refresh_token"]);
+
+    // Refused by the memory-service although the file thinks it is fine:
+    // refreshed and retried once.
+    age_saved_token(&em, expired_token(&middle), Utc::now() + Duration::days(1));
+    let recalled = em.run(&["recall", "--context", "proj", "--json"]).await;
+    recalled.ok();
+    assert_eq!(
+        recalled.json()["memories"][0]["data"]["message"],
+        "still here"
+    );
+    assert_ne!(em.credentials()["refresh_token"], middle["refresh_token"]);
 }

@@ -5,6 +5,10 @@
 
 use std::{path::PathBuf, process::Stdio};
 
+use chrono::{DateTime, Duration, Utc};
+use ninaivalaigal_tests::keys;
+use serde_json::json;
+
 use ninaivalaigal_tests::TestPair;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -197,3 +201,24 @@ pub fn dead_url() -> String {
 
 /// The password tests use.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Makes the saved access token look as it will once its time is up.
+pub fn age_saved_token(em: &Em, token: String, expire_time: DateTime<Utc>) {
+    let mut saved = em.credentials();
+    saved["access_token"] = json!(token);
+    saved["access_token_expire_time"] = json!(expire_time);
+    em.write_credentials(&saved);
+}
+
+pub fn expired_token(saved: &serde_json::Value) -> String {
+    let mut claims = keys::claims_for(
+        saved["user_id"].as_i64().unwrap(),
+        saved["email"].as_str().unwrap(),
+        saved["session_id"].as_str().unwrap().parse().unwrap(),
+    );
+    let past = Utc::now() - Duration::hours(2);
+    claims.iat = past.timestamp();
+    claims.nbf = past.timestamp();
+    claims.exp = past.timestamp() + 60;
+    keys::mint(&claims)
+}
