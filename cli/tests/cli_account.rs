@@ -103,6 +103,17 @@ async fn login_reads_the_password_from_stdin_and_saves_private_credentials() {
     );
 
     em.run(&["whoami"]).await.ok();
+
+    // Logging in again ends the session it replaces.
+    let first_access = saved["access_token"].as_str().unwrap().to_owned();
+    em.login("bob@example.com", ninaivalaigal_tests::TEST_PASSWORD)
+        .await
+        .ok();
+    assert_ne!(em.credentials()["access_token"], saved["access_token"]);
+    em.run(&["whoami"]).await.ok();
+    let mut replaced = Em::new(&pair);
+    replaced.user_token = Some(first_access);
+    replaced.run(&["whoami"]).await.expect_code(code::AUTH);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

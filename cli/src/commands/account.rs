@@ -39,7 +39,7 @@ pub async fn register(
             )
         })?
         .into_inner();
-    save(app, response.user, response.session, true)
+    save(app, response.user, response.session, true).await
 }
 
 /// Logs in and saves the session.
@@ -58,10 +58,10 @@ pub async fn login(app: &App, email: &str, password: String) -> Result<LoginView
             _ => Failure::from_status(&status, &app.auth_server()),
         })?
         .into_inner();
-    save(app, response.user, response.session, false)
+    save(app, response.user, response.session, false).await
 }
 
-fn save(
+async fn save(
     app: &App,
     user: Option<ninaivalaigal::auth_v1::User>,
     session: Option<ninaivalaigal::auth_v1::Session>,
@@ -80,7 +80,16 @@ fn save(
         &app.config.auth_url,
         Utc::now(),
     )?;
+    let previous = app.config.credentials.load().ok().flatten();
     app.config.credentials.save(&credentials)?;
+    // The login this one replaces would otherwise stay valid until it
+    // expires; end it (best effort: it may be expired or revoked already).
+    if let Some(previous) = previous.filter(|previous| previous.auth_url == app.config.auth_url) {
+        let request = LogoutRequest {
+            refresh_token: previous.refresh_token,
+        };
+        let _ = app.auth_client().logout(request).await;
+    }
     Ok(LoginView {
         session_id: credentials.session_id.clone(),
         access_token_expire_time: credentials.access_token_expire_time,
