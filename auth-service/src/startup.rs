@@ -174,9 +174,10 @@ async fn housekeeping(state: Arc<AuthState>, leeway: Duration) {
                 Err(error) => tracing::warn!(%error, "cannot promote admins; will retry"),
             }
         }
-        // Keep revocations until the tokens they cover are past exp + leeway.
+        // Keep revocations until the tokens they cover are past exp plus
+        // the leeway, with an hour to spare for verifiers with a larger one.
         let margin =
-            chrono::Duration::from_std(leeway).unwrap_or_default() + chrono::Duration::minutes(1);
+            chrono::Duration::from_std(leeway).unwrap_or_default() + chrono::Duration::hours(1);
         if let Err(error) = db::sessions::prune_revocations(&mut conn, Utc::now() - margin).await {
             tracing::warn!(%error, "cannot prune expired revocations; will retry");
         }
