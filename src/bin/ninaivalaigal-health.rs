@@ -31,7 +31,9 @@ async fn check(url: &str, service: &str) -> Result<ServingStatus, String> {
         .await
         .map_err(|error| format!("cannot connect to {url}: {error}"))?;
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.to_owned() })
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
         .await
         .map_err(|status| format!("{url} answered {:?}: {}", status.code(), status.message()))?;
     Ok(response.into_inner().status())
