@@ -4,6 +4,7 @@
 //! Nothing here depends on a service.
 
 pub mod grpc;
+pub mod json;
 pub mod shutdown;
 pub mod telemetry;
 pub mod token;

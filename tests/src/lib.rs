@@ -7,7 +7,10 @@
 //!   row-level security in tests is exactly as in production. The
 //!   auth-service signs with an Ed25519 key generated per test process
 //!   ([`keys::harness_key`]) and hashes at bcrypt cost 4.
-//! - [`TestPair::register_user`] and [`bearer`]: accounts and authenticated calls.
+//! - [`TestPair::register_user`] and [`bearer`]: accounts and authenticated
+//!   calls; [`keys::mint`] and friends: tokens the auth-service would never
+//!   issue (expired, wrong audience, other key, `alg: none`).
+//! - [`auth_rows`]: the revocation list and audit trail, read as the auth role.
 //! - [`TestPair::memory_as`]: memory-service calls as a user ([`memory`]).
 //!
 //! PostgreSQL comes from `deploy/local/postgres.sh`, which the harness runs

@@ -26,7 +26,7 @@ pub struct TestPair {
 pub struct PairSettings {
     /// Extra `--flag=value` arguments for the auth-service. Passing
     /// `--jwt-secret=...` or `--jwt-private-key-file=...` replaces the
-    /// harness's own Ed25519 key.
+    /// harness's own Ed25519 key, and `--bcrypt-cost=...` its cost of 4.
     pub auth_args: Vec<String>,
     /// Extra `--flag value` arguments for the memory-service.
     pub memory_args: Vec<String>,
@@ -43,27 +43,27 @@ pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
 
-    // Ed25519 with the per-process harness key, unless the test asks for
-    // HS256; the key file only needs to exist while the service starts.
+    // Ed25519 with the per-process harness key and bcrypt cost 4, unless the
+    // test says otherwise; the key file only needs to exist while the
+    // service starts.
     let key_file = crate::keys::harness_key().write_private_key();
-    let own_keys = extra
-        .auth_args
-        .iter()
-        .any(|arg| arg.starts_with("--jwt-secret") || arg.starts_with("--jwt-private-key-file"));
+    let overridden = |flag: &str| extra.auth_args.iter().any(|arg| arg.starts_with(flag));
     let mut auth_args = vec![
         "auth-service".to_owned(),
         "--listen-addr=127.0.0.1:0".to_owned(),
         format!("--database-url={}", db.url(Role::Auth)),
-        "--bcrypt-cost=4".to_owned(),
         format!("--admin-emails={}", crate::users::ADMIN_EMAIL),
     ];
-    if !own_keys {
+    if !overridden("--bcrypt-cost") {
+        auth_args.push("--bcrypt-cost=4".to_owned());
+    }
+    if !overridden("--jwt-secret") && !overridden("--jwt-private-key-file") {
         auth_args.push(format!(
             "--jwt-private-key-file={}",
             key_file.path.display()
         ));
     }
-    auth_args.extend(extra.auth_args);
+    auth_args.extend(extra.auth_args.iter().cloned());
     let auth_settings = auth_service::config::Settings::try_parse_from(&auth_args)
         .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
     let auth = auth_service::startup::Application::build(auth_settings)

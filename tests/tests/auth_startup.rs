@@ -109,3 +109,39 @@ async fn a_good_key_starts() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn requests_get_unavailable_while_the_database_is_unreachable() {
+    let key = TestKey::generate();
+    let file = key.write_private_key();
+    let application = build(&[
+        format!("--jwt-private-key-file={}", file.path.display()),
+        "--db-timeout-seconds=1".into(),
+    ])
+    .await
+    .unwrap();
+    let addr = application.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let mut auth = ninaivalaigal::auth_v1::auth_service_client::AuthServiceClient::new(
+        ninaivalaigal_tests::pair::channel(addr).await,
+    );
+    let status = auth
+        .register(ninaivalaigal::auth_v1::RegisterRequest {
+            email: "ada@example.test".into(),
+            password: ninaivalaigal_tests::TEST_PASSWORD.into(),
+            name: "Ada".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("try again"), "{status:?}");
+    assert!(
+        !status.message().contains("nobody"),
+        "no connection details"
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

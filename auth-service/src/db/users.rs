@@ -24,6 +24,14 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> Result<U
                     new.email
                 ))
             }
+            // The table insists on lower(btrim(email)); should Postgres's
+            // idea of lower case ever differ from Rust's, say so plainly.
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::CheckViolation, _) => {
+                Error::InvalidArgument(format!(
+                    "email {} cannot be stored in normalized form; use another address",
+                    new.email
+                ))
+            }
             other => other.into(),
         })
 }

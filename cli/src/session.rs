@@ -1,0 +1,266 @@
+//! Which access token to send, and keeping it fresh.
+//!
+//! `NINAIVALAIGAL_USER_TOKEN` wins and is used as given (there is no refresh
+//! token to go with it). Otherwise the saved login is used, refreshed through
+//! the auth-service when less than the margin is left (one day by default, as
+//! the seed; at most half the token's lifetime, so short-lived tokens are not
+//! refreshed on every call) or when a service refuses it. Refreshing happens
+//! under the credentials lock and re-reads the file first, so concurrent `eM`
+//! processes (a shell and the MCP server) spend each refresh token once.
+
+use chrono::{DateTime, Utc};
+use ninaivalaigal::auth_v1::{self, RefreshRequest, auth_service_client::AuthServiceClient};
+use prost_types::Timestamp;
+use tonic::{Code, transport::Channel};
+
+use crate::{
+    config::Config,
+    credentials::Credentials,
+    exit::{Failure, Kind, Server},
+};
+
+/// An access token and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Token {
+    /// From `NINAIVALAIGAL_USER_TOKEN`.
+    Env(String),
+    /// From the credentials file.
+    Saved(String),
+}
+
+impl Token {
+    /// The token itself.
+    pub fn value(&self) -> &str {
+        match self {
+            Token::Env(token) | Token::Saved(token) => token,
+        }
+    }
+}
+
+/// Token handling for one process.
+#[derive(Clone)]
+pub struct Session {
+    config: Config,
+    auth: AuthServiceClient<Channel>,
+}
+
+impl Session {
+    /// A session reading `config`'s credentials and refreshing through `auth`.
+    pub fn new(config: Config, auth: AuthServiceClient<Channel>) -> Self {
+        Self { config, auth }
+    }
+
+    /// The token to send now, refreshed first if it is about to expire.
+    pub async fn token(&self) -> Result<Token, Failure> {
+        if let Some(token) = &self.config.env_token {
+            return Ok(Token::Env(token.clone()));
+        }
+        let saved = self
+            .config
+            .credentials
+            .load()?
+            .ok_or_else(Failure::not_logged_in)?;
+        if needs_refresh(&saved, Utc::now(), self.config.refresh_margin) {
+            return self.refresh(&saved.access_token, false).await;
+        }
+        Ok(Token::Saved(saved.access_token))
+    }
+
+    /// A new token after `rejected` was refused by a service.
+    pub async fn refreshed(&self, rejected: &Token) -> Result<Token, Failure> {
+        match rejected {
+            Token::Env(_) => Err(Failure::new(
+                Kind::Auth,
+                "the token in NINAIVALAIGAL_USER_TOKEN was refused",
+            )),
+            Token::Saved(token) => self.refresh(token, true).await,
+        }
+    }
+
+    async fn refresh(&self, stale: &str, refused: bool) -> Result<Token, Failure> {
+        let file = &self.config.credentials;
+        let _lock = file.lock().await?;
+        let saved = file.load()?.ok_or_else(Failure::not_logged_in)?;
+        let now = Utc::now();
+        // Another process may have refreshed while we waited for the lock.
+        if saved.access_token != stale && !needs_refresh(&saved, now, self.config.refresh_margin) {
+            return Ok(Token::Saved(saved.access_token));
+        }
+        if saved.refresh_token_expire_time <= now {
+            return Err(Failure::session_expired());
+        }
+        let request = RefreshRequest {
+            refresh_token: saved.refresh_token.clone(),
+        };
+        match self.auth.clone().refresh(request).await {
+            Ok(response) => {
+                let session = response
+                    .into_inner()
+                    .session
+                    .ok_or_else(incomplete_session)?;
+                let renewed = renew(&saved, session, now)?;
+                file.save(&renewed)?;
+                Ok(Token::Saved(renewed.access_token))
+            }
+            // The auth-service is down but the token still works: carry on.
+            Err(status)
+                if status.code() == Code::Unavailable
+                    && !refused
+                    && saved.access_token_expire_time > now =>
+            {
+                Ok(Token::Saved(saved.access_token))
+            }
+            Err(status) => Err(match status.code() {
+                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+                    Failure::from_status(&status, &Server::Auth(self.config.auth_url.clone()))
+                }
+                _ => Failure::session_expired(),
+            }),
+        }
+    }
+}
+
+/// True when less than the margin (capped at half the token's lifetime) is
+/// left of the access token.
+pub fn needs_refresh(saved: &Credentials, now: DateTime<Utc>, margin: chrono::Duration) -> bool {
+    let lifetime = saved.access_token_expire_time - saved.obtain_time;
+    let threshold = margin.min(lifetime / 2);
+    saved.access_token_expire_time - now < threshold
+}
+
+/// Credentials for a session the auth-service just issued.
+pub fn credentials_for(
+    user: &auth_v1::User,
+    session: auth_v1::Session,
+    server_url: &str,
+    auth_url: &str,
+    now: DateTime<Utc>,
+) -> Result<Credentials, Failure> {
+    Ok(Credentials {
+        email: user.email.clone(),
+        user_id: user.id,
+        session_id: session.session_id,
+        access_token: session.access_token,
+        access_token_expire_time: time(session.access_token_expire_time)?,
+        refresh_token: session.refresh_token,
+        refresh_token_expire_time: time(session.refresh_token_expire_time)?,
+        obtain_time: now,
+        server_url: server_url.to_owned(),
+        auth_url: auth_url.to_owned(),
+    })
+}
+
+fn renew(
+    saved: &Credentials,
+    session: auth_v1::Session,
+    now: DateTime<Utc>,
+) -> Result<Credentials, Failure> {
+    Ok(Credentials {
+        session_id: if session.session_id.is_empty() {
+            saved.session_id.clone()
+        } else {
+            session.session_id
+        },
+        access_token: session.access_token,
+        access_token_expire_time: time(session.access_token_expire_time)?,
+        refresh_token: session.refresh_token,
+        refresh_token_expire_time: time(session.refresh_token_expire_time)?,
+        obtain_time: now,
+        ..saved.clone()
+    })
+}
+
+fn time(timestamp: Option<Timestamp>) -> Result<DateTime<Utc>, Failure> {
+    timestamp
+        .and_then(|timestamp| {
+            DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+        })
+        .ok_or_else(incomplete_session)
+}
+
+fn incomplete_session() -> Failure {
+    Failure::new(
+        Kind::Other,
+        "the auth-service sent a session without its tokens or expiry times",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::credentials::tests::sample;
+
+    #[test]
+    fn a_day_long_token_is_refreshed_only_in_its_last_half() {
+        let mut saved = sample();
+        let start = saved.obtain_time;
+        saved.access_token_expire_time = start + Duration::hours(24);
+        let margin = Duration::days(1);
+        assert!(!needs_refresh(&saved, start, margin));
+        assert!(!needs_refresh(&saved, start + Duration::hours(11), margin));
+        assert!(needs_refresh(&saved, start + Duration::hours(13), margin));
+        assert!(needs_refresh(&saved, start + Duration::hours(25), margin));
+    }
+
+    #[test]
+    fn a_week_long_token_is_refreshed_in_its_last_day() {
+        let mut saved = sample();
+        let start = saved.obtain_time;
+        saved.access_token_expire_time = start + Duration::days(7);
+        let margin = Duration::days(1);
+        assert!(!needs_refresh(&saved, start + Duration::days(5), margin));
+        assert!(needs_refresh(
+            &saved,
+            start + Duration::days(6) + Duration::hours(1),
+            margin
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_always_needs_refresh() {
+        let mut saved = sample();
+        saved.access_token_expire_time = saved.obtain_time - Duration::seconds(1);
+        assert!(needs_refresh(&saved, Utc::now(), Duration::zero()));
+    }
+
+    #[test]
+    fn renewing_keeps_the_account_and_replaces_the_tokens() {
+        let saved = sample();
+        let now = Utc::now();
+        let session = auth_v1::Session {
+            access_token: "new-access".to_owned(),
+            access_token_expire_time: Some(Timestamp {
+                seconds: now.timestamp() + 3600,
+                nanos: 0,
+            }),
+            refresh_token: "new-refresh".to_owned(),
+            refresh_token_expire_time: Some(Timestamp {
+                seconds: now.timestamp() + 86_400,
+                nanos: 0,
+            }),
+            session_id: String::new(),
+        };
+        let renewed = renew(&saved, session, now).unwrap();
+        assert_eq!(renewed.email, saved.email);
+        assert_eq!(renewed.session_id, saved.session_id);
+        assert_eq!(renewed.server_url, saved.server_url);
+        assert_eq!(renewed.access_token, "new-access");
+        assert_eq!(renewed.refresh_token, "new-refresh");
+        assert_eq!(renewed.obtain_time, now);
+    }
+
+    #[test]
+    fn a_session_without_expiry_is_refused() {
+        let saved = sample();
+        let session = auth_v1::Session {
+            access_token: "a".to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(
+            renew(&saved, session, Utc::now()).unwrap_err().kind,
+            Kind::Other
+        );
+    }
+}
