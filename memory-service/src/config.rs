@@ -1,13 +1,22 @@
 //! Typed settings of the memory-service, from `NINAIVALAIGAL_*` environment
 //! variables or the matching flags (`memory-service --help`).
 
-use std::net::SocketAddr;
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
-use ninaivalaigal::{db::DatabaseSettings, telemetry::LogFormat};
+use ninaivalaigal::{
+    db::DatabaseSettings,
+    telemetry::LogFormat,
+    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER},
+};
 
 /// Ninaivalaigal memory-service: recording contexts and memories.
+///
+/// Access tokens are verified with the auth-service's public keys, fetched
+/// from its GetJwks RPC at `NINAIVALAIGAL_AUTH_URL`, or, when
+/// `NINAIVALAIGAL_JWT_SECRET` is set, with that shared HS256 secret.
 #[derive(Clone, Debug, clap::Parser)]
-#[command(version)]
+// A later flag wins over an earlier one (tests add to the harness's flags).
+#[command(version, args_override_self = true)]
 pub struct Settings {
     /// Address to serve gRPC on.
     #[arg(long, env = "NINAIVALAIGAL_MEMORY_LISTEN_ADDR", default_value_t = SocketAddr::from(([127, 0, 0, 1], ninaivalaigal::DEFAULT_MEMORY_PORT)))]
@@ -19,4 +28,167 @@ pub struct Settings {
     /// Log line format.
     #[arg(long, env = "NINAIVALAIGAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// URL of the auth-service, whose GetJwks RPC serves the public keys
+    /// that verify access tokens (EdDSA mode).
+    #[arg(long, env = "NINAIVALAIGAL_AUTH_URL", default_value_t = format!("http://127.0.0.1:{}", ninaivalaigal::DEFAULT_AUTH_PORT))]
+    pub auth_url: String,
+
+    /// Shared secret of HS256 deployments (the same as the auth-service's).
+    /// When set, no keys are fetched from the auth-service.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Expected `iss` of access tokens (as the auth-service's setting).
+    #[arg(long, env = "NINAIVALAIGAL_JWT_ISSUER", default_value = DEFAULT_ISSUER)]
+    pub jwt_issuer: String,
+
+    /// Expected `aud` of access tokens (as the auth-service's setting).
+    #[arg(long, env = "NINAIVALAIGAL_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+
+    /// Clock skew, in seconds, tolerated when checking `exp` and `nbf`.
+    #[arg(long, env = "NINAIVALAIGAL_JWT_LEEWAY_SECONDS", default_value_t = 30)]
+    pub jwt_leeway_seconds: u64,
+
+    /// Seconds between fetches of the auth-service's public keys (a token
+    /// signed by an unknown key also triggers a fetch, at most every few seconds).
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_JWKS_REFRESH_SECONDS",
+        default_value = "300"
+    )]
+    pub jwks_refresh_seconds: Seconds,
+
+    /// Seconds between reads of the revoked-session list; a revoked access
+    /// token stops working within this time. Fractions are allowed.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_REVOCATION_POLL_SECONDS",
+        default_value = "5"
+    )]
+    pub revocation_poll_seconds: Seconds,
+
+    /// Largest memory accepted, in bytes of JSON.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_MEMORY_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub max_memory_bytes: u32,
+
+    /// Seconds between database reachability checks that drive the gRPC
+    /// health status (NOT_SERVING while the database is unreachable).
+    #[arg(long, env = "NINAIVALAIGAL_HEALTH_CHECK_SECONDS", default_value = "5")]
+    pub health_check_seconds: Seconds,
+}
+
+impl Settings {
+    /// Clock leeway for token checks.
+    pub fn jwt_leeway(&self) -> Duration {
+        Duration::from_secs(self.jwt_leeway_seconds)
+    }
+
+    /// Largest gRPC request accepted: room for a memory at the limit in its
+    /// protobuf form (a `Struct` costs a few bytes per value more than JSON),
+    /// so that an oversized memory gets the clear INVALID_ARGUMENT rather than
+    /// a transport error.
+    pub fn max_request_bytes(&self) -> usize {
+        (self.max_memory_bytes as usize).saturating_mul(4) + 64 * 1024
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`0.2`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seconds(pub Duration);
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let seconds: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+        if !(seconds > 0.0) {
+            return Err("must be more than 0 seconds".into());
+        }
+        Duration::try_from_secs_f64(seconds)
+            .map(Self)
+            .map_err(|_| format!("{value:?} is too large"))
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+/// A secret setting: its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        // The same rule as the auth-service's, so one secret fits both.
+        if value.len() < 32 {
+            return Err("must be at least 32 bytes long (e.g. `openssl rand -base64 48`)".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Settings, clap::Error> {
+        let mut args = vec!["memory-service", "--database-url=postgres://u:p@h/db"];
+        args.extend_from_slice(extra);
+        Settings::try_parse_from(args)
+    }
+
+    #[test]
+    fn defaults() {
+        let settings = parse(&[]).unwrap();
+        assert_eq!(settings.auth_url, "http://127.0.0.1:13371");
+        assert_eq!(settings.revocation_poll_seconds.0, Duration::from_secs(5));
+        assert_eq!(settings.max_memory_bytes, 65536);
+        assert!(settings.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn seconds_may_be_fractions_but_must_be_positive() {
+        let settings = parse(&["--revocation-poll-seconds=0.2"]).unwrap();
+        assert_eq!(
+            settings.revocation_poll_seconds.0,
+            Duration::from_millis(200)
+        );
+        assert!(parse(&["--revocation-poll-seconds=0"]).is_err());
+        assert!(parse(&["--revocation-poll-seconds=-1"]).is_err());
+        assert!(parse(&["--revocation-poll-seconds=soon"]).is_err());
+    }
+
+    #[test]
+    fn secret_is_hidden_and_must_be_long() {
+        let secret = "s".repeat(40);
+        let settings = parse(&[&format!("--jwt-secret={secret}")]).unwrap();
+        assert!(!format!("{settings:?}").contains(&secret));
+        assert!(parse(&["--jwt-secret=short"]).is_err());
+    }
 }

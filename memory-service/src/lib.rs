@@ -2,6 +2,14 @@
 //! with a valid access token and isolated per user by PostgreSQL row-level
 //! security.
 
+pub mod auth;
 pub mod config;
+pub mod db;
+pub mod error;
+pub mod input;
+pub mod json;
+pub mod jwks;
+pub mod paging;
+pub mod revocation;
 pub mod rpc;
 pub mod startup;

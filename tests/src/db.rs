@@ -27,8 +27,11 @@ impl TestDb {
         let template = template().await;
         let name = format!("ninaivalaigal_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
+        // WAL_LOG rather than FILE_COPY: FILE_COPY forces two checkpoints per
+        // database, which queue behind each other when tests run in parallel
+        // on a server that fsyncs.
         conn.batch_execute(&format!(
-            "CREATE DATABASE {name} TEMPLATE {template} STRATEGY = FILE_COPY"
+            "CREATE DATABASE {name} TEMPLATE {template} STRATEGY = WAL_LOG"
         ))
         .await
         .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));

@@ -11,6 +11,7 @@
 //!   calls; [`keys::mint`] and friends: tokens the auth-service would never
 //!   issue (expired, wrong audience, other key, `alg: none`).
 //! - [`auth_rows`]: the revocation list and audit trail, read as the auth role.
+//! - [`TestPair::memory_as`]: memory-service calls as a user ([`memory`]).
 //!
 //! PostgreSQL comes from `deploy/local/postgres.sh`, which the harness runs
 //! itself when the server is not reachable, so `cargo test` works on a
@@ -20,6 +21,7 @@ pub mod auth_rows;
 pub mod cluster;
 pub mod db;
 pub mod keys;
+pub mod memory;
 pub mod pair;
 pub mod users;
 

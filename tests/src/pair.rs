@@ -81,6 +81,10 @@ pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
         "memory-service".to_owned(),
         "--listen-addr=127.0.0.1:0".to_owned(),
         format!("--database-url={}", db.url(Role::Memory)),
+        // Public keys from this pair's auth-service (ignored with --jwt-secret).
+        format!("--auth-url=http://{auth_addr}"),
+        // Revocations take effect within this; tests wait about as long.
+        "--revocation-poll-seconds=0.2".to_owned(),
     ];
     memory_args.extend(extra.memory_args);
     let memory_settings = memory_service::config::Settings::try_parse_from(&memory_args)

@@ -1,73 +1,121 @@
-//! gRPC handlers of the memory-service.
+//! gRPC handlers of the memory-service. Each handler parses its request into
+//! typed values, then does all of its database work in one [`db::with_user`]
+//! transaction as the caller that the auth layer verified.
 
-use ninaivalaigal::memory_v1::{self as pb, memory_service_server::MemoryService};
+mod contexts;
+mod convert;
+mod memories;
+
+use std::sync::Arc;
+
+use ninaivalaigal::{
+    db::PgPool,
+    memory_v1::{self as pb, memory_service_server::MemoryService},
+    token::AuthenticatedUser,
+};
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
+
+/// What the handlers share.
+pub struct MemoryState {
+    /// Database connections, as the memory-service's role.
+    pub pool: PgPool,
+    /// Largest memory accepted, in bytes of JSON.
+    pub max_memory_bytes: usize,
+}
+
 /// Handlers of `MemoryService`.
-pub struct MemoryRpc;
+#[derive(Clone)]
+pub struct MemoryRpc {
+    state: Arc<MemoryState>,
+}
+
+impl MemoryRpc {
+    /// Handlers over `state`.
+    pub fn new(state: Arc<MemoryState>) -> Self {
+        Self { state }
+    }
+}
+
+/// The caller, as the auth layer verified it. Absent only if the service
+/// was served without the layer: then nobody is let in.
+fn caller<T>(request: &Request<T>) -> Result<AuthenticatedUser, Error> {
+    request
+        .extensions()
+        .get::<AuthenticatedUser>()
+        .cloned()
+        .ok_or_else(|| Error::Unauthenticated("missing access token".into()))
+}
 
 #[tonic::async_trait]
 impl MemoryService for MemoryRpc {
     async fn create_context(
         &self,
-        _: Request<pb::CreateContextRequest>,
+        request: Request<pb::CreateContextRequest>,
     ) -> Result<Response<pb::CreateContextResponse>, Status> {
-        Err(Status::unimplemented(
-            "CreateContext is not implemented yet",
-        ))
+        Ok(Response::new(contexts::create(&self.state, request).await?))
     }
+
     async fn list_contexts(
         &self,
-        _: Request<pb::ListContextsRequest>,
+        request: Request<pb::ListContextsRequest>,
     ) -> Result<Response<pb::ListContextsResponse>, Status> {
-        Err(Status::unimplemented("ListContexts is not implemented yet"))
+        Ok(Response::new(contexts::list(&self.state, request).await?))
     }
+
     async fn get_context(
         &self,
-        _: Request<pb::GetContextRequest>,
+        request: Request<pb::GetContextRequest>,
     ) -> Result<Response<pb::GetContextResponse>, Status> {
-        Err(Status::unimplemented("GetContext is not implemented yet"))
+        Ok(Response::new(contexts::get(&self.state, request).await?))
     }
+
     async fn delete_context(
         &self,
-        _: Request<pb::DeleteContextRequest>,
+        request: Request<pb::DeleteContextRequest>,
     ) -> Result<Response<pb::DeleteContextResponse>, Status> {
-        Err(Status::unimplemented(
-            "DeleteContext is not implemented yet",
-        ))
+        Ok(Response::new(contexts::delete(&self.state, request).await?))
     }
+
     async fn start_recording(
         &self,
-        _: Request<pb::StartRecordingRequest>,
+        request: Request<pb::StartRecordingRequest>,
     ) -> Result<Response<pb::StartRecordingResponse>, Status> {
-        Err(Status::unimplemented(
-            "StartRecording is not implemented yet",
+        Ok(Response::new(
+            contexts::start_recording(&self.state, request).await?,
         ))
     }
+
     async fn stop_recording(
         &self,
-        _: Request<pb::StopRecordingRequest>,
+        request: Request<pb::StopRecordingRequest>,
     ) -> Result<Response<pb::StopRecordingResponse>, Status> {
-        Err(Status::unimplemented(
-            "StopRecording is not implemented yet",
+        Ok(Response::new(
+            contexts::stop_recording(&self.state, request).await?,
         ))
     }
+
     async fn remember(
         &self,
-        _: Request<pb::RememberRequest>,
+        request: Request<pb::RememberRequest>,
     ) -> Result<Response<pb::RememberResponse>, Status> {
-        Err(Status::unimplemented("Remember is not implemented yet"))
+        Ok(Response::new(
+            memories::remember(&self.state, request).await?,
+        ))
     }
+
     async fn recall(
         &self,
-        _: Request<pb::RecallRequest>,
+        request: Request<pb::RecallRequest>,
     ) -> Result<Response<pb::RecallResponse>, Status> {
-        Err(Status::unimplemented("Recall is not implemented yet"))
+        Ok(Response::new(memories::recall(&self.state, request).await?))
     }
+
     async fn forget(
         &self,
-        _: Request<pb::ForgetRequest>,
+        request: Request<pb::ForgetRequest>,
     ) -> Result<Response<pb::ForgetResponse>, Status> {
-        Err(Status::unimplemented("Forget is not implemented yet"))
+        Ok(Response::new(memories::forget(&self.state, request).await?))
     }
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, from any state of the machine: makes sure
+# PostgreSQL is installed and running with the project's roles (the harness
+# would do it too, but doing it once here keeps parallel tests from racing on
+# it), lints the contracts with buf and the code with rustfmt, then runs
+# every test of the workspace against real PostgreSQL over real sockets.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO_ROOT"
+
+say "PostgreSQL"
+bash deploy/local/postgres.sh
+
+say "buf lint (proto/)"
+npx --yes @bufbuild/buf@1.75.0 lint
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "cargo test"
+cargo test --workspace --locked "$@"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Brings the whole system up on this machine and shows it working:
+# PostgreSQL (installed and started if needed, roles and database created),
+# migrations, a signing key, release builds of both services and the eM CLI,
+# both services started in the background, checked until they report SERVING,
+# then a short smoke run through the CLI. Running it again restarts the
+# services with the current code and leaves the data alone.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+mkdir -p "$RUN_DIR" "$LOG_DIR"
+chmod 700 "$STATE_DIR"
+
+say "PostgreSQL"
+bash "$REPO_ROOT/deploy/local/postgres.sh"
+set -a
+# shellcheck disable=SC1091
+. "$STATE_DIR/db.env"
+set +a
+
+KEY_FILE="$STATE_DIR/jwt-ed25519.pem"
+if [ ! -s "$KEY_FILE" ]; then
+  say "generating the Ed25519 token-signing key ($KEY_FILE)"
+  command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+  (umask 077 && openssl genpkey -algorithm ed25519 -out "$KEY_FILE")
+fi
+
+say "building (cargo build --release)"
+(cd "$REPO_ROOT" && cargo build --release --locked --features db \
+  --bin ninaivalaigal-migrate --bin ninaivalaigal-health \
+  --bin auth-service --bin memory-service --bin eM)
+
+say "migrating the database"
+"$BIN_DIR/ninaivalaigal-migrate"
+
+stop_service memory-service
+stop_service auth-service
+
+start_service() {
+  local name=$1
+  shift
+  say "starting $name (log: $LOG_DIR/$name.log)"
+  env "$@" setsid "$BIN_DIR/$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+start_service auth-service \
+  NINAIVALAIGAL_AUTH_LISTEN_ADDR="$AUTH_ADDR" \
+  NINAIVALAIGAL_DATABASE_URL="$NINAIVALAIGAL_AUTH_DATABASE_URL" \
+  NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE="$KEY_FILE"
+start_service memory-service \
+  NINAIVALAIGAL_MEMORY_LISTEN_ADDR="$MEMORY_ADDR" \
+  NINAIVALAIGAL_DATABASE_URL="$NINAIVALAIGAL_MEMORY_DATABASE_URL" \
+  NINAIVALAIGAL_AUTH_URL="$AUTH_URL"
+
+for name in auth-service memory-service; do
+  url=$AUTH_URL
+  [ "$name" = memory-service ] && url=$MEMORY_URL
+  if ! "$BIN_DIR/ninaivalaigal-health" "$url" --wait-seconds 30; then
+    echo "$name did not become healthy; last lines of its log:" >&2
+    tail -n 20 "$LOG_DIR/$name.log" >&2
+    exit 1
+  fi
+done
+
+bash "$REPO_ROOT/deploy/local/smoke.sh"
+
+cat <<MSG
+
+Ninaivalaigal is up.
+  memory-service  $MEMORY_URL   (grpcurl -plaintext $MEMORY_ADDR list)
+  auth-service    $AUTH_URL   (grpcurl -plaintext $AUTH_ADDR list)
+  eM CLI          $BIN_DIR/eM   (add it to PATH: export PATH="$BIN_DIR:\$PATH")
+  logs            $LOG_DIR
+  stop it with    deploy/local/down.sh
+
+Try:
+  eM register                 # create your account (asks for email, name, password)
+  eM context create my-project
+  eM start --context my-project
+  eM remember '{"type": "note", "data": {"message": "Important information"}}'
+  eM recall --query important
+MSG

@@ -1,0 +1,186 @@
+//! Authentication of every MemoryService RPC: a tower service around the
+//! generated server that verifies `authorization: Bearer <access token>`
+//! before the request reaches a handler (and so before any database work),
+//! and hands the handler the verified [`AuthenticatedUser`] in the request
+//! extensions. Health and reflection are separate services and never pass
+//! through it. It is async because an unknown signing key makes it fetch the
+//! auth-service's keys before deciding.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures::future::BoxFuture;
+use http::HeaderMap;
+use ninaivalaigal::token::{AuthenticatedUser, TokenError, TokenVerifier};
+use tonic::{Status, body::Body, server::NamedService};
+use tower::{Layer, Service};
+
+use crate::{error::Error, jwks::JwksSource, revocation::RevocationList};
+
+/// Decides who the caller is, or why not.
+pub struct Authenticator {
+    verifier: Arc<TokenVerifier>,
+    /// Where EdDSA keys come from; `None` with a shared HS256 secret.
+    jwks: Option<Arc<JwksSource>>,
+    revocations: Arc<RevocationList>,
+}
+
+impl Authenticator {
+    /// An authenticator over a verifier, its key source and the revocations.
+    pub fn new(
+        verifier: Arc<TokenVerifier>,
+        jwks: Option<Arc<JwksSource>>,
+        revocations: Arc<RevocationList>,
+    ) -> Self {
+        Self {
+            verifier,
+            jwks,
+            revocations,
+        }
+    }
+
+    /// The verified caller of a request with these headers.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<AuthenticatedUser, Error> {
+        let token = bearer_token(headers)?;
+        if let Some(jwks) = &self.jwks
+            && !jwks.has_keys()
+        {
+            jwks.refresh_soon().await;
+            if !jwks.has_keys() {
+                return Err(Error::Unavailable(format!(
+                    "cannot verify access tokens yet: the auth-service at {} is unreachable or publishes no keys; try again shortly",
+                    jwks.url()
+                )));
+            }
+        }
+        let mut verified = self.verifier.verify(token);
+        if verified == Err(TokenError::UnknownKey)
+            && let Some(jwks) = &self.jwks
+            && jwks.refresh_soon().await
+        {
+            // The auth-service may have rotated its key since our last fetch.
+            verified = self.verifier.verify(token);
+        }
+        let claims = verified.map_err(|error| Error::Unauthenticated(error.to_string()))?;
+        if self.revocations.is_revoked(&claims.sid) {
+            return Err(Error::Unauthenticated(TokenError::Revoked.to_string()));
+        }
+        Ok(claims.into())
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let usage = "authorization header must be `Bearer <access token>`";
+    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
+        Error::Unauthenticated(
+            "missing access token: send `authorization: Bearer <access token>` (log in with `eM login`)"
+                .into(),
+        )
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| Error::Unauthenticated(usage.into()))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| Error::Unauthenticated(usage.into()))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(Error::Unauthenticated(usage.into()));
+    }
+    Ok(token)
+}
+
+/// Wraps a service so that only authenticated requests reach it.
+#[derive(Clone)]
+pub struct RequireUserLayer {
+    authenticator: Arc<Authenticator>,
+}
+
+impl RequireUserLayer {
+    /// A layer that authenticates with `authenticator`.
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl<S> Layer<S> for RequireUserLayer {
+    type Service = RequireUser<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireUser {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
+    }
+}
+
+/// A gRPC service that answers UNAUTHENTICATED (or UNAVAILABLE while no keys
+/// are known) unless the request carries a valid, unrevoked access token.
+#[derive(Clone)]
+pub struct RequireUser<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+}
+
+impl<S> Service<http::Request<Body>> for RequireUser<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The clone is not ready; keep the ready one for this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let authenticator = self.authenticator.clone();
+        Box::pin(async move {
+            match authenticator.authenticate(request.headers()).await {
+                Ok(user) => {
+                    request.extensions_mut().insert(user);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(Status::from(error).into_http()),
+            }
+        })
+    }
+}
+
+impl<S: NamedService> NamedService for RequireUser<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        assert_eq!(bearer_token(&headers("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(&headers("bearer  abc ")).unwrap(), "abc");
+        for bad in ["abc", "Basic abc", "Bearer ", "Bearer"] {
+            assert!(bearer_token(&headers(bad)).is_err(), "{bad}");
+        }
+        assert!(bearer_token(&HeaderMap::new()).is_err());
+    }
+}

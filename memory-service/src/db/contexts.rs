@@ -1,0 +1,110 @@
+//! Queries on `recording_contexts`. Row-level security limits every one of
+//! them to the caller's rows; none filters by owner itself.
+
+use std::collections::HashMap;
+
+use diesel::{dsl::count_star, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::{
+    models::{ContextRow, NewContext},
+    schema::{memories, recording_contexts},
+};
+use crate::error::Result;
+
+/// Inserts a context and returns it.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewContext<'_>) -> Result<ContextRow> {
+    Ok(diesel::insert_into(recording_contexts::table)
+        .values(new)
+        .returning(ContextRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// The context named `name`, if the caller has one.
+pub async fn find_by_name(conn: &mut AsyncPgConnection, name: &str) -> Result<Option<ContextRow>> {
+    Ok(recording_contexts::table
+        .filter(recording_contexts::name.eq(name))
+        .select(ContextRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The context that is recording, if any.
+pub async fn find_recording(conn: &mut AsyncPgConnection) -> Result<Option<ContextRow>> {
+    Ok(recording_contexts::table
+        .filter(recording_contexts::is_active.eq(true))
+        .select(ContextRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Locks every context of the caller, so that concurrent StartRecording
+/// calls take turns instead of racing for the one-recording index.
+pub async fn lock_all(conn: &mut AsyncPgConnection) -> Result<()> {
+    recording_contexts::table
+        .select(recording_contexts::id)
+        .for_update()
+        .load::<i64>(conn)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` contexts by name, after `after`.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ContextRow>> {
+    let mut query = recording_contexts::table
+        .select(ContextRow::as_select())
+        .order(recording_contexts::name.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(recording_contexts::name.gt(after.to_owned()));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// Number of memories in each of the contexts `ids` (absent means none).
+pub async fn memory_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+    let counts: Vec<(i64, i64)> = memories::table
+        .filter(memories::context_id.eq_any(ids))
+        .group_by(memories::context_id)
+        .select((memories::context_id, count_star()))
+        .load(conn)
+        .await?;
+    Ok(counts.into_iter().collect())
+}
+
+/// Sets whether a context is recording, touching its update time.
+pub async fn set_recording(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    recording: bool,
+) -> Result<ContextRow> {
+    Ok(diesel::update(recording_contexts::table)
+        .filter(recording_contexts::id.eq(id))
+        .set((
+            recording_contexts::is_active.eq(recording),
+            recording_contexts::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(ContextRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Deletes a context and its memories; returns how many memories went.
+pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<i64> {
+    // The foreign key would cascade too; deleting first gives the count.
+    let memories = diesel::delete(memories::table.filter(memories::context_id.eq(id)))
+        .execute(conn)
+        .await?;
+    diesel::delete(recording_contexts::table.filter(recording_contexts::id.eq(id)))
+        .execute(conn)
+        .await?;
+    Ok(i64::try_from(memories).unwrap_or(i64::MAX))
+}

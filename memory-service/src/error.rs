@@ -1,0 +1,99 @@
+//! The memory-service's one error type, and its one conversion to a gRPC
+//! status. Client errors say what to fix; internal causes are logged here
+//! and never sent.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use tonic::Status;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or breaks a limit.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The thing named does not exist (for this caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request needs a state that does not hold (e.g. nothing recording).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// No valid access token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A dependency (database, auth-service) cannot be reached; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] DieselError),
+    /// Our own fault (e.g. a stored row we cannot read); logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// No database connection could be had.
+    #[error("database connection pool: {0}")]
+    Pool(#[from] bb8::RunError<diesel_async::pooled_connection::PoolError>),
+}
+
+/// Result of the memory-service's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// True when `error` is a unique-constraint violation.
+pub fn is_unique_violation(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Database(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(message) => Status::invalid_argument(message),
+            Error::NotFound(message) => Status::not_found(message),
+            Error::AlreadyExists(message) => Status::already_exists(message),
+            Error::FailedPrecondition(message) => Status::failed_precondition(message),
+            Error::Unauthenticated(message) => Status::unauthenticated(message),
+            Error::Unavailable(message) => Status::unavailable(message),
+            Error::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Status::internal("internal error")
+            }
+            Error::Database(DieselError::NotFound) => Status::not_found("not found"),
+            Error::Database(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                Status::already_exists("it exists already")
+            }
+            Error::Database(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                info,
+            )) => {
+                // The account or the context went away while the request ran.
+                tracing::info!(detail = info.message(), "foreign key violation");
+                Status::failed_precondition(
+                    "the context or the account was deleted while this request ran",
+                )
+            }
+            Error::Database(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+                tracing::warn!("database connection closed during a request");
+                Status::unavailable("the database is unreachable; try again shortly")
+            }
+            Error::Database(error) => {
+                tracing::error!(%error, "database error");
+                Status::internal("internal error")
+            }
+            Error::Pool(bb8::RunError::TimedOut) => {
+                tracing::warn!("no database connection available in time");
+                Status::unavailable("the database is busy or unreachable; try again shortly")
+            }
+            Error::Pool(bb8::RunError::User(error)) => {
+                tracing::warn!(%error, "cannot connect to the database");
+                Status::unavailable("the database is unreachable; try again shortly")
+            }
+        }
+    }
+}

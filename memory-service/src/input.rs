@@ -1,0 +1,173 @@
+//! Request fields parsed into typed values at the edge ("parse, don't
+//! validate"): past this module, code takes these types and does not re-check.
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// A context name: 1 to 100 characters of ASCII letters, digits, `.`, `_`
+/// and `-`, starting with a letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContextName(String);
+
+impl ContextName {
+    /// Longest name, in characters.
+    pub const MAX_LEN: usize = 100;
+
+    /// Parses `name`, naming the request `field` in the error.
+    pub fn parse(field: &str, name: &str) -> Result<Self, Error> {
+        let invalid = |why: &str| {
+            Error::InvalidArgument(format!(
+                "{field} {name:?} is not a valid context name: {why} (1 to {} characters of letters, digits, '.', '_' and '-', starting with a letter or digit)",
+                Self::MAX_LEN
+            ))
+        };
+        if name.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{field} is required: the name of a context"
+            )));
+        }
+        if name.len() > Self::MAX_LEN {
+            return Err(invalid("too long"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(invalid("it has a character that is not allowed"));
+        }
+        if !name.as_bytes()[0].is_ascii_alphanumeric() {
+            return Err(invalid("it must start with a letter or digit"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ContextName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kind of a memory ("note", "command"...): 1 to 64 characters, no
+/// control characters, no leading or trailing white space.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryType(String);
+
+impl MemoryType {
+    /// Longest type, in characters.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a memory type.
+    pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
+        if value.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{field} is required: the kind of memory, e.g. \"note\""
+            )));
+        }
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "{field} is longer than {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if value.chars().any(char::is_control) || value.trim() != value {
+            return Err(Error::InvalidArgument(format!(
+                "{field} {value:?} may not contain control characters or start or end with white space"
+            )));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The type.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A context's description: at most 1000 characters, no NUL.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Description(String);
+
+impl Description {
+    /// Longest description, in characters.
+    pub const MAX_LEN: usize = 1000;
+
+    /// Parses a description (empty is fine).
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "description is longer than {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if value.contains('\0') {
+            return Err(Error::InvalidArgument(
+                "description may not contain NUL characters".into(),
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The description.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A page size: 0 means the default, more than the maximum is lowered to it
+/// (as Google's API design guide asks), negative is an error.
+pub fn page_size(value: i32, default: i64, max: i64) -> Result<i64, Error> {
+    match value {
+        0 => Ok(default),
+        n if n < 0 => Err(Error::InvalidArgument(format!(
+            "page_size must not be negative (got {n})"
+        ))),
+        n => Ok(i64::from(n).min(max)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_names() {
+        for good in ["a", "Project-1", "x.y_z", "9lives", &"n".repeat(100)] {
+            assert!(ContextName::parse("name", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-lead",
+            ".hidden",
+            "has space",
+            "slash/",
+            "ünï",
+            &"n".repeat(101),
+        ] {
+            assert!(ContextName::parse("name", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_types() {
+        assert!(MemoryType::parse("type", "note").is_ok());
+        assert!(MemoryType::parse("type", "décision").is_ok());
+        for bad in ["", " note", "note\n", "a\0b", &"t".repeat(65)] {
+            assert!(MemoryType::parse("type", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(page_size(0, 50, 1000).unwrap(), 50);
+        assert_eq!(page_size(7, 50, 1000).unwrap(), 7);
+        assert_eq!(page_size(5000, 50, 1000).unwrap(), 1000);
+        assert!(page_size(-1, 50, 1000).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! CreateContext, ListContexts, GetContext, DeleteContext, StartRecording
+//! and StopRecording.
+
+use futures::FutureExt;
+use ninaivalaigal::memory_v1 as pb;
+use tonic::Request;
+
+use super::{MemoryState, caller, convert};
+use crate::{
+    db::{self, contexts, models::NewContext},
+    error::{Error, Result, is_unique_violation},
+    input::{ContextName, Description, page_size},
+    paging::{self, ContextsCursor},
+};
+
+const DEFAULT_PAGE_SIZE: i64 = 100;
+const MAX_PAGE_SIZE: i64 = 1000;
+
+/// The error for a context the caller does not have. Another user's context
+/// of that name gets exactly the same answer.
+pub fn not_found(name: &ContextName) -> Error {
+    Error::NotFound(format!(
+        "context {name:?} not found; `eM contexts` lists yours"
+    ))
+}
+
+/// The stored visibility of a request's visibility.
+fn visibility(value: i32) -> Result<&'static str> {
+    match pb::Visibility::try_from(value) {
+        Ok(pb::Visibility::Unspecified | pb::Visibility::Private) => Ok("private"),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "visibility {value} is not known; use VISIBILITY_PRIVATE"
+        ))),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn create(
+    state: &MemoryState,
+    request: Request<pb::CreateContextRequest>,
+) -> Result<pb::CreateContextResponse> {
+    let user = caller(&request)?;
+    tracing::Span::current().record("user_id", user.user_id);
+    let request = request.into_inner();
+    let name = ContextName::parse("name", &request.name)?;
+    let description = Description::parse(&request.description)?;
+    let visibility = visibility(request.visibility)?;
+    let owner_id = user.user_id;
+    let new_name = name.clone();
+    let row = db::with_user(&state.pool, &user, move |conn| {
+        async move {
+            let new = NewContext {
+                owner_id,
+                name: new_name.as_str(),
+                description: description.as_str(),
+                visibility,
+            };
+            contexts::insert(conn, &new).await
+        }
+        .boxed()
+    })
+    .await
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            Error::AlreadyExists(format!("you already have a context named {name:?}"))
+        } else {
+            error
+        }
+    })?;
+    Ok(pb::CreateContextResponse {
+        context: Some(convert::context(row, 0)),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn list(
+    state: &MemoryState,
+    request: Request<pb::ListContextsRequest>,
+) -> Result<pb::ListContextsResponse> {
+    let user = caller(&request)?;
+    tracing::Span::current().record("user_id", user.user_id);
+    let request = request.into_inner();
+    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    let cursor = paging::decode::<ContextsCursor>(&request.page_token)?;
+    let (mut rows, counts) = db::with_user(&state.pool, &user, move |conn| {
+        async move {
+            let after = cursor.as_ref().map(|cursor| cursor.after.as_str());
+            // One more than asked tells whether there is a next page.
+            let rows = contexts::list(conn, after, limit + 1).await?;
+            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+            let counts = contexts::memory_counts(conn, &ids).await?;
+            Ok((rows, counts))
+        }
+        .boxed()
+    })
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_page_token = match rows.last() {
+        Some(last) if more => paging::encode(&ContextsCursor::after(&last.name)),
+        _ => String::new(),
+    };
+    let contexts = rows
+        .into_iter()
+        .map(|row| {
+            let count = counts.get(&row.id).copied().unwrap_or(0);
+            convert::context(row, count)
+        })
+        .collect();
+    Ok(pb::ListContextsResponse {
+        contexts,
+        next_page_token,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn get(
+    state: &MemoryState,
+    request: Request<pb::GetContextRequest>,
+) -> Result<pb::GetContextResponse> {
+    let user = caller(&request)?;
+    tracing::Span::current().record("user_id", user.user_id);
+    let name = ContextName::parse("name", &request.get_ref().name)?;
+    let context = db::with_user(&state.pool, &user, move |conn| {
+        async move {
+            let row = contexts::find_by_name(conn, name.as_str())
+                .await?
+                .ok_or_else(|| not_found(&name))?;
+            with_count(conn, row).await
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(pb::GetContextResponse {
+        context: Some(context),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn delete(
+    state: &MemoryState,
+    request: Request<pb::DeleteContextRequest>,
+) -> Result<pb::DeleteContextResponse> {
+    let user = caller(&request)?;
+    tracing::Span::current().record("user_id", user.user_id);
+    let name = ContextName::parse("name", &request.get_ref().name)?;
+    let deleted_memories = db::with_user(&state.pool, &user, move |conn| {
+        async move {
+            let row = contexts::find_by_name(conn, name.as_str())
+                .await?
+                .ok_or_else(|| not_found(&name))?;
+            contexts::delete(conn, row.id).await
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(pb::DeleteContextResponse { deleted_memories })
+}
+
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn start_recording(
+    state: &MemoryState,
+    request: Request<pb::StartRecordingRequest>,
+) -> Result<pb::StartRecordingResponse> {
+    let user = caller(&request)?;
+    tracing::Span::current().record("user_id", user.user_id);
+    let name = ContextName::parse("name", &request.get_ref().name)?;
+    let (context, previous) = db::with_user(&state.pool, &user, move |conn| {
+        async move {
+            // Concurrent starts take turns, so each sees the other's result.
+            contexts::lock_all(conn).await?;
+            let target = contexts::find_by_name(conn, name.as_str())
+                .await?
+                .ok_or_else(|| not_found(&name))?;
+            let mut previous = String::new();
+            if let Some(current) = contexts::find_recording(conn).await?
+                && current.id != target.id
+            {
+                contexts::set_recording(conn, current.id, false).await?;
+                previous = current.name;
+            }
+            let target = if target.is_active {
+                target
+            } else {
+                contexts::set_recording(conn, target.id, true).await?
+            };
+            Ok((with_count(conn, target).await?, previous))
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(pb::StartRecordingResponse {
+        context: Some(context),
+        previous,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id))]
+pub async fn stop_recording(
+    state: &MemoryState,
+    request: Request<pb::StopRecordingRequest>,
+) -> Result<pb::StopRecordingResponse> {
+    let user = caller(&request)?;
+    tracing::Span::current().record("user_id", user.user_id);
+    let name = ContextName::parse("name", &request.get_ref().name)?;
+    let context = db::with_user(&state.pool, &user, move |conn| {
+        async move {
+            let row = contexts::find_by_name(conn, name.as_str())
+                .await?
+                .ok_or_else(|| not_found(&name))?;
+            // Stopping a context that is not recording changes nothing.
+            let row = if row.is_active {
+                contexts::set_recording(conn, row.id, false).await?
+            } else {
+                row
+            };
+            with_count(conn, row).await
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(pb::StopRecordingResponse {
+        context: Some(context),
+    })
+}
+
+/// The message for a context row, with its memory count.
+async fn with_count(
+    conn: &mut diesel_async::AsyncPgConnection,
+    row: db::models::ContextRow,
+) -> Result<pb::Context> {
+    let counts = contexts::memory_counts(conn, &[row.id]).await?;
+    let count = counts.get(&row.id).copied().unwrap_or(0);
+    Ok(convert::context(row, count))
+}
