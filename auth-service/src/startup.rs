@@ -30,6 +30,8 @@ pub struct Application {
     listener: TcpListener,
     settings: Settings,
     state: Arc<AuthState>,
+    /// True while the accounts in NINAIVALAIGAL_ADMIN_EMAILS still need promoting.
+    admins_pending: bool,
 }
 
 impl Application {
@@ -89,10 +91,15 @@ impl Application {
         let listener =
             ninaivalaigal::grpc::bind(settings.listen_addr, "NINAIVALAIGAL_AUTH_LISTEN_ADDR")
                 .await?;
+        // Promote the listed admins now, while nothing else uses the pool; if
+        // the database is not up yet, housekeeping retries (start-up does
+        // not depend on the database).
+        let admins_pending = !promote_admins(&state).await;
         Ok(Self {
             listener,
             settings,
             state,
+            admins_pending,
         })
     }
 
@@ -113,8 +120,11 @@ impl Application {
             .set_serving::<AdminServiceServer<rpc::AdminRpc>>()
             .await;
         let (reflection_v1, reflection_v1alpha) = ninaivalaigal::grpc::reflection_services()?;
-        let housekeeping =
-            tokio::spawn(housekeeping(self.state.clone(), self.settings.jwt_leeway()));
+        let housekeeping = AbortOnDrop(tokio::spawn(housekeeping(
+            self.state.clone(),
+            self.settings.jwt_leeway(),
+            self.admins_pending,
+        )));
 
         let addr = self.local_addr();
         tracing::info!(%addr, "auth-service listening");
@@ -131,7 +141,7 @@ impl Application {
             .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
             .await
             .context("gRPC server failed");
-        housekeeping.abort();
+        drop(housekeeping);
         served?;
         tracing::info!("auth-service stopped");
         Ok(())
@@ -146,34 +156,59 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-/// Promotes the configured admins once, then now and then forgets recovered
-/// throttle keys and revocations whose tokens have expired. Database trouble
-/// is logged and retried on the next round, never fatal.
-async fn housekeeping(state: Arc<AuthState>, leeway: Duration) {
+/// Promotes the accounts in NINAIVALAIGAL_ADMIN_EMAILS to admin; false when
+/// the database could not be reached.
+async fn promote_admins(state: &AuthState) -> bool {
+    if state.admin_emails.is_empty() {
+        return true;
+    }
     let emails: Vec<String> = state.admin_emails.iter().cloned().collect();
-    let mut promoted = emails.is_empty();
-    let mut ticks = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    let promoted = match db::connection(&state.pool).await {
+        Ok(mut conn) => db::users::promote_to_admin(&mut conn, &emails).await,
+        Err(error) => Err(error),
+    };
+    match promoted {
+        Ok(count) => {
+            if count > 0 {
+                tracing::info!(
+                    count,
+                    "promoted accounts listed in NINAIVALAIGAL_ADMIN_EMAILS"
+                );
+            }
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot promote admins yet; will retry");
+            false
+        }
+    }
+}
+
+/// Aborts a background task when the server future ends or is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Now and then: promotes the listed admins if start-up could not, forgets
+/// recovered throttle keys and revocations whose tokens have expired.
+/// Database trouble is logged and retried on the next round, never fatal.
+async fn housekeeping(state: Arc<AuthState>, leeway: Duration, mut admins_pending: bool) {
+    let first = tokio::time::Instant::now() + HOUSEKEEPING_INTERVAL;
+    let mut ticks = tokio::time::interval_at(first, HOUSEKEEPING_INTERVAL);
     loop {
         ticks.tick().await;
         state.throttle.prune();
+        if admins_pending {
+            admins_pending = !promote_admins(&state).await;
+        }
         let Ok(mut conn) = db::connection(&state.pool).await else {
             tracing::warn!("housekeeping: database unavailable; will retry");
             continue;
         };
-        if !promoted {
-            match db::users::promote_to_admin(&mut conn, &emails).await {
-                Ok(count) => {
-                    promoted = true;
-                    if count > 0 {
-                        tracing::info!(
-                            count,
-                            "promoted accounts listed in NINAIVALAIGAL_ADMIN_EMAILS"
-                        );
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "cannot promote admins; will retry"),
-            }
-        }
         // Keep revocations until the tokens they cover are past exp plus
         // the leeway, with an hour to spare for verifiers with a larger one.
         let margin =

@@ -407,3 +407,56 @@ async fn count_contexts(pair: &TestPair, owner_id: i64) -> i64 {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_login_racing_a_disable_gets_no_session() {
+    use diesel_async::SimpleAsyncConnection;
+
+    let pair = spawn_pair().await;
+    let user = pair.register_user("ada@example.test").await;
+    // An admin's DisableUser in flight: it holds the account row.
+    let mut admin_conn = pair.db.connect(Role::Auth).await;
+    admin_conn.batch_execute("BEGIN").await.unwrap();
+    diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind::<BigInt, _>(user.id)
+        .execute(&mut admin_conn)
+        .await
+        .unwrap();
+
+    // The login checks the password, then waits for the account row.
+    let login = {
+        let mut auth = pair.auth_client().await;
+        let email = user.email.clone();
+        tokio::spawn(async move {
+            auth.login(LoginRequest {
+                email,
+                password: TEST_PASSWORD.into(),
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!login.is_finished(), "the login waits for the account row");
+
+    diesel::sql_query("UPDATE users SET disabled_at = now() WHERE id = $1")
+        .bind::<BigInt, _>(user.id)
+        .execute(&mut admin_conn)
+        .await
+        .unwrap();
+    admin_conn.batch_execute("COMMIT").await.unwrap();
+
+    let status = login.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+    let sessions: Count =
+        diesel::sql_query("SELECT count(*) AS count FROM sessions WHERE user_id = $1")
+            .bind::<BigInt, _>(user.id)
+            .get_result(&mut admin_conn)
+            .await
+            .unwrap();
+    assert_eq!(sessions.count, 1, "only the session from Register");
+}

@@ -191,6 +191,7 @@ async fn login_with_a_malformed_email_is_invalid_argument() {
     let mut auth = pair.auth_client().await;
     let status = auth.login(login("   ", TEST_PASSWORD)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    pair.shutdown().await;
 }
 
 #[tokio::test]

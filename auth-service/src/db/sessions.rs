@@ -78,7 +78,8 @@ pub enum Claim {
 }
 
 /// Spends a refresh token. The conditional UPDATE makes this atomic: of two
-/// concurrent requests with the same token exactly one sees `Claimed`.
+/// concurrent requests with the same token exactly one sees `Claimed` (even
+/// without the session lock that Refresh also holds).
 pub async fn claim_refresh_token(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
@@ -110,6 +111,20 @@ pub async fn find_refresh_token_session(
     Ok(refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select(refresh_tokens::session_id)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Locks a session row until the transaction ends. Refresh takes this lock
+/// before it spends the token, the same order (session, then refresh token)
+/// in which revocation and account deletion touch them, so they cannot
+/// deadlock; concurrent refreshes of one session run one after the other.
+pub async fn lock(conn: &mut AsyncPgConnection, session_id: Uuid) -> Result<Option<Session>> {
+    Ok(sessions::table
+        .find(session_id)
+        .select(Session::as_select())
+        .for_update()
         .first(conn)
         .await
         .optional()?)

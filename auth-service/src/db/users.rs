@@ -46,6 +46,36 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<
         .optional()?)
 }
 
+/// The account with this email, locked against concurrent changes until the
+/// transaction ends. Admin actions take this lock first, so a concurrent
+/// login either finishes before them (and its session is revoked with the
+/// rest) or sees their result.
+pub async fn find_by_email_for_update(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The account with this id, share-locked until the transaction ends: a
+/// login holds it while it opens a session, so the account cannot be
+/// disabled or deleted in between unnoticed.
+pub async fn find_by_id_for_share(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<User>> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// The account with this id, if any.
 pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<User>> {
     Ok(users::table

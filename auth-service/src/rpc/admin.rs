@@ -31,7 +31,8 @@ impl AdminRpc {
         Ok(caller)
     }
 
-    /// The account an admin names by email, which must not be the admin's own.
+    /// The account an admin names by email, which must not be the admin's
+    /// own, locked for the rest of the transaction.
     async fn target(
         conn: &mut AsyncPgConnection,
         caller: &Caller,
@@ -39,7 +40,7 @@ impl AdminRpc {
         action: &str,
     ) -> Result<User> {
         let email = Email::parse(email)?;
-        let user = db::users::find_by_email(conn, email.as_str())
+        let user = db::users::find_by_email_for_update(conn, email.as_str())
             .await?
             .ok_or_else(|| Error::NotFound(format!("no account has email {email}")))?;
         if user.id == caller.user.id {

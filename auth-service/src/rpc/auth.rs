@@ -202,44 +202,54 @@ impl AuthService for AuthRpc {
         let mut conn = db::connection(&state.pool).await?;
         let outcome = conn
             .transaction(async |conn| {
-                let session_id =
-                    match db::sessions::claim_refresh_token(conn, &token_hash, now).await? {
-                        Claim::Unknown => {
-                            AuditEvent::new(Event::RefreshFailed, client)
-                                .detail(json!({ "reason": "unknown_token" }))
-                                .record(conn)
-                                .await?;
-                            return Ok(RefreshOutcome::Refused(
-                                "refresh token is not valid; log in again",
-                            ));
-                        }
-                        Claim::AlreadyUsed(session_id) => {
-                            // Someone holds a copy of a spent token: end the
-                            // whole session, the legitimate client included.
-                            db::sessions::revoke(
-                                conn,
-                                session_id,
-                                RevokeReason::RefreshTokenReuse,
-                                now,
-                            )
-                            .await?;
-                            let user_id = db::sessions::find_with_user(conn, session_id)
-                                .await?
-                                .map(|(session, _)| session.user_id);
-                            let mut event = AuditEvent::new(Event::RefreshTokenReuse, client)
-                                .detail(json!({ "session_id": session_id }));
-                            if let Some(user_id) = user_id {
-                                event = event.user(user_id);
-                            }
-                            event.record(conn).await?;
-                            tracing::warn!(%session_id, "refresh token reuse; session revoked");
-                            return Ok(RefreshOutcome::Refused(
-                                "refresh token was already used; its session has been revoked as a \
-                             precaution, log in again",
-                            ));
-                        }
-                        Claim::Claimed(session_id) => session_id,
+                // Lock the session before spending its token (see
+                // db::sessions::lock for why this order).
+                let locked =
+                    match db::sessions::find_refresh_token_session(conn, &token_hash).await? {
+                        Some(session_id) => db::sessions::lock(conn, session_id).await?,
+                        None => None,
                     };
+                let claim = match locked {
+                    Some(_) => db::sessions::claim_refresh_token(conn, &token_hash, now).await?,
+                    None => Claim::Unknown,
+                };
+                let session_id = match claim {
+                    Claim::Unknown => {
+                        AuditEvent::new(Event::RefreshFailed, client)
+                            .detail(json!({ "reason": "unknown_token" }))
+                            .record(conn)
+                            .await?;
+                        return Ok(RefreshOutcome::Refused(
+                            "refresh token is not valid; log in again",
+                        ));
+                    }
+                    Claim::AlreadyUsed(session_id) => {
+                        // Someone holds a copy of a spent token: end the
+                        // whole session, the legitimate client included.
+                        db::sessions::revoke(
+                            conn,
+                            session_id,
+                            RevokeReason::RefreshTokenReuse,
+                            now,
+                        )
+                        .await?;
+                        let user_id = db::sessions::find_with_user(conn, session_id)
+                            .await?
+                            .map(|(session, _)| session.user_id);
+                        let mut event = AuditEvent::new(Event::RefreshTokenReuse, client)
+                            .detail(json!({ "session_id": session_id }));
+                        if let Some(user_id) = user_id {
+                            event = event.user(user_id);
+                        }
+                        event.record(conn).await?;
+                        tracing::warn!(%session_id, "refresh token reuse; session revoked");
+                        return Ok(RefreshOutcome::Refused(
+                            "refresh token was already used; its session has been revoked as a \
+                             precaution, log in again",
+                        ));
+                    }
+                    Claim::Claimed(session_id) => session_id,
+                };
                 let Some((session, user)) = db::sessions::find_with_user(conn, session_id).await?
                 else {
                     return Ok(RefreshOutcome::Refused(

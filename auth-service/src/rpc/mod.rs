@@ -127,12 +127,28 @@ impl AuthState {
         })
     }
 
-    /// Creates a session for `user` and returns it with its tokens.
+    /// Creates a session for `user` and returns it with its tokens. Call it
+    /// in a transaction: the account row is share-locked and checked again,
+    /// so an account disabled or deleted since it was read gets no session.
     async fn open_session(
         &self,
         conn: &mut AsyncPgConnection,
         user: &User,
     ) -> Result<convert::IssuedSession> {
+        let current = db::users::find_by_id_for_share(conn, user.id).await?;
+        match current {
+            Some(current) if current.disabled_at.is_none() => {}
+            Some(_) => {
+                return Err(Error::PermissionDenied(
+                    "this account has been disabled; contact an administrator".into(),
+                ));
+            }
+            None => {
+                return Err(Error::Unauthenticated(
+                    "email or password is incorrect".into(),
+                ));
+            }
+        }
         let now = Utc::now();
         let session_id = uuid::Uuid::new_v4();
         let access = self.signer.sign(user, session_id)?;
