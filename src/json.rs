@@ -1,11 +1,16 @@
-//! Exact conversion between JSON (`serde_json`) and protobuf's
-//! `google.protobuf.Struct`, the type that carries memory records.
+//! Exact conversion between JSON and protobuf's `google.protobuf.Struct`, the
+//! type that carries memory records. The CLI, the MCP server and the
+//! memory-service all convert through here, so a record means the same
+//! everywhere.
 //!
 //! A `Struct` stores every number as an `f64`, so the conversion refuses what
-//! an `f64` cannot hold exactly (integers beyond 2^53) or what JSON cannot
-//! say (NaN, infinities) instead of silently changing the data. Integral
-//! numbers come back as JSON integers, so `{"n": 1}` round-trips as `1`, not
-//! `1.0` (a JSON `1.0` also comes back as `1`: the same value).
+//! an `f64` cannot hold exactly (integers beyond 2^53) or what JSON cannot say
+//! (NaN, infinities, a value with no kind), and NUL characters, which
+//! PostgreSQL text cannot hold, instead of silently changing the data. Whole
+//! numbers are written as JSON integers (`1`, not `1.0`), other numbers in the
+//! shortest form that reads back as the same `f64` (`-0.0` keeps its sign),
+//! and parsing is exact (`serde_json`'s `float_roundtrip`). Errors name the
+//! field, e.g. `data.steps[2]`.
 
 use prost_types::{ListValue, Struct, Value, value::Kind};
 use serde_json::{Map, Number, Value as Json};
@@ -14,27 +19,35 @@ use serde_json::{Map, Number, Value as Json};
 /// exactly (2^53).
 const MAX_EXACT_INTEGER: u64 = 1 << 53;
 
-/// Why a value could not be converted.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Name of the top-level object in error messages.
+const ROOT: &str = "data";
+
+/// Why a value could not be converted. Messages name the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
     /// An integer too large to be stored exactly as an `f64`.
-    #[error("the number {0} cannot be stored exactly: integers must lie between -2^53 and 2^53")]
-    InexactInteger(String),
+    #[error("{path} = {number} cannot be stored exactly: integers must lie between -2^53 and 2^53")]
+    InexactInteger {
+        /// The field.
+        path: String,
+        /// The number as written.
+        number: String,
+    },
     /// NaN or an infinity, which JSON cannot represent.
-    #[error("numbers must be finite")]
-    NonFinite,
+    #[error("{0} is not a finite number; JSON has no NaN or Infinity")]
+    NonFinite(String),
+    /// A protobuf `Value` with no kind set.
+    #[error("{0} has no value (set null_value for null)")]
+    NoValue(String),
+    /// A string or key with a NUL character.
+    #[error("{0} contains a NUL character, which cannot be stored")]
+    Nul(String),
     /// The top-level value was not a JSON object.
     #[error("expected a JSON object")]
     NotAnObject,
-}
-
-/// Converts a JSON object into a `Struct`.
-pub fn object_to_struct(object: Map<String, Json>) -> Result<Struct, JsonError> {
-    let fields = object
-        .into_iter()
-        .map(|(key, value)| Ok((key, json_to_value(value)?)))
-        .collect::<Result<_, JsonError>>()?;
-    Ok(Struct { fields })
+    /// Text that is not JSON at all.
+    #[error("not valid JSON: {0}")]
+    Syntax(String),
 }
 
 /// Converts any JSON value that must be an object into a `Struct`.
@@ -45,76 +58,130 @@ pub fn json_to_struct(json: Json) -> Result<Struct, JsonError> {
     }
 }
 
-/// Converts one JSON value into a protobuf `Value`.
-pub fn json_to_value(json: Json) -> Result<Value, JsonError> {
-    let kind = match json {
-        Json::Null => Kind::NullValue(0),
-        Json::Bool(flag) => Kind::BoolValue(flag),
-        Json::Number(number) => Kind::NumberValue(number_to_f64(&number)?),
-        Json::String(text) => Kind::StringValue(text),
-        Json::Array(items) => Kind::ListValue(ListValue {
-            values: items
-                .into_iter()
-                .map(json_to_value)
-                .collect::<Result<_, _>>()?,
-        }),
-        Json::Object(object) => Kind::StructValue(object_to_struct(object)?),
-    };
-    Ok(Value { kind: Some(kind) })
+/// Converts a JSON object into a `Struct`.
+pub fn object_to_struct(object: Map<String, Json>) -> Result<Struct, JsonError> {
+    fields_from_json(ROOT, object)
+}
+
+/// Parses JSON text that must hold an object into a `Struct`.
+pub fn text_to_struct(text: &str) -> Result<Struct, JsonError> {
+    let json = serde_json::from_str(text).map_err(|error| JsonError::Syntax(error.to_string()))?;
+    json_to_struct(json)
 }
 
 /// Converts a `Struct` back into a JSON object.
 pub fn struct_to_object(value: Struct) -> Result<Map<String, Json>, JsonError> {
+    fields_to_json(ROOT, value)
+}
+
+/// The JSON text of a `Struct`.
+pub fn struct_to_text(value: Struct) -> Result<String, JsonError> {
+    Ok(Json::Object(struct_to_object(value)?).to_string())
+}
+
+fn fields_from_json(path: &str, object: Map<String, Json>) -> Result<Struct, JsonError> {
+    let fields = object
+        .into_iter()
+        .map(|(key, value)| {
+            let path = format!("{path}.{key}");
+            refuse_nul(&path, &key)?;
+            let value = json_to_value(&path, value)?;
+            Ok((key, value))
+        })
+        .collect::<Result<_, JsonError>>()?;
+    Ok(Struct { fields })
+}
+
+fn json_to_value(path: &str, json: Json) -> Result<Value, JsonError> {
+    let kind = match json {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(flag) => Kind::BoolValue(flag),
+        Json::Number(number) => Kind::NumberValue(number_to_f64(path, &number)?),
+        Json::String(text) => {
+            refuse_nul(path, &text)?;
+            Kind::StringValue(text)
+        }
+        Json::Array(items) => Kind::ListValue(ListValue {
+            values: items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| json_to_value(&format!("{path}[{index}]"), item))
+                .collect::<Result<_, _>>()?,
+        }),
+        Json::Object(object) => Kind::StructValue(fields_from_json(path, object)?),
+    };
+    Ok(Value { kind: Some(kind) })
+}
+
+fn fields_to_json(path: &str, value: Struct) -> Result<Map<String, Json>, JsonError> {
     value
         .fields
         .into_iter()
-        .map(|(key, value)| Ok((key, value_to_json(value)?)))
+        .map(|(key, value)| {
+            let path = format!("{path}.{key}");
+            refuse_nul(&path, &key)?;
+            let value = value_to_json(&path, value)?;
+            Ok((key, value))
+        })
         .collect()
 }
 
-/// Converts one protobuf `Value` into JSON. A `Value` with no kind set is
-/// null, as in protobuf's JSON mapping.
-pub fn value_to_json(value: Value) -> Result<Json, JsonError> {
+fn value_to_json(path: &str, value: Value) -> Result<Json, JsonError> {
     Ok(match value.kind {
-        None | Some(Kind::NullValue(_)) => Json::Null,
+        None => return Err(JsonError::NoValue(path.to_owned())),
+        Some(Kind::NullValue(_)) => Json::Null,
         Some(Kind::BoolValue(flag)) => Json::Bool(flag),
-        Some(Kind::NumberValue(number)) => Json::Number(f64_to_number(number)?),
-        Some(Kind::StringValue(text)) => Json::String(text),
+        Some(Kind::NumberValue(number)) => Json::Number(f64_to_number(path, number)?),
+        Some(Kind::StringValue(text)) => {
+            refuse_nul(path, &text)?;
+            Json::String(text)
+        }
         Some(Kind::ListValue(list)) => Json::Array(
             list.values
                 .into_iter()
-                .map(value_to_json)
+                .enumerate()
+                .map(|(index, item)| value_to_json(&format!("{path}[{index}]"), item))
                 .collect::<Result<_, _>>()?,
         ),
-        Some(Kind::StructValue(object)) => Json::Object(struct_to_object(object)?),
+        Some(Kind::StructValue(object)) => Json::Object(fields_to_json(path, object)?),
     })
 }
 
-fn number_to_f64(number: &Number) -> Result<f64, JsonError> {
+fn refuse_nul(path: &str, text: &str) -> Result<(), JsonError> {
+    if text.contains('\0') {
+        return Err(JsonError::Nul(path.to_owned()));
+    }
+    Ok(())
+}
+
+fn number_to_f64(path: &str, number: &Number) -> Result<f64, JsonError> {
+    let exact = |magnitude: u64, negative: bool| {
+        if magnitude > MAX_EXACT_INTEGER {
+            return Err(JsonError::InexactInteger {
+                path: path.to_owned(),
+                number: number.to_string(),
+            });
+        }
+        // Exact: magnitude <= 2^53.
+        let float = magnitude as f64;
+        Ok(if negative { -float } else { float })
+    };
     if let Some(integer) = number.as_u64() {
-        return exact_integer(integer, false, number);
+        return exact(integer, false);
     }
     if let Some(integer) = number.as_i64() {
-        return exact_integer(integer.unsigned_abs(), integer < 0, number);
+        return exact(integer.unsigned_abs(), integer < 0);
     }
     match number.as_f64() {
         Some(float) if float.is_finite() => Ok(float),
-        _ => Err(JsonError::NonFinite),
+        _ => Err(JsonError::NonFinite(path.to_owned())),
     }
 }
 
-fn exact_integer(magnitude: u64, negative: bool, number: &Number) -> Result<f64, JsonError> {
-    if magnitude > MAX_EXACT_INTEGER {
-        return Err(JsonError::InexactInteger(number.to_string()));
-    }
-    // Exact: magnitude <= 2^53.
-    let float = magnitude as f64;
-    Ok(if negative { -float } else { float })
-}
-
-fn f64_to_number(float: f64) -> Result<Number, JsonError> {
+fn f64_to_number(path: &str, float: f64) -> Result<Number, JsonError> {
+    let non_finite = || JsonError::NonFinite(path.to_owned());
     if !float.is_finite() {
-        return Err(JsonError::NonFinite);
+        return Err(non_finite());
     }
     let integral = float.fract() == 0.0 && float.abs() <= MAX_EXACT_INTEGER as f64;
     // -0.0 stays a float so its sign survives.
@@ -122,7 +189,7 @@ fn f64_to_number(float: f64) -> Result<Number, JsonError> {
         // Exact: an integral f64 within 2^53 fits an i64.
         return Ok(Number::from(float as i64));
     }
-    Number::from_f64(float).ok_or(JsonError::NonFinite)
+    Number::from_f64(float).ok_or_else(non_finite)
 }
 
 #[cfg(test)]
@@ -130,6 +197,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn number(float: f64) -> Value {
+        Value {
+            kind: Some(Kind::NumberValue(float)),
+        }
+    }
+
+    fn record(fields: Vec<(&str, Value)>) -> Struct {
+        Struct {
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
 
     fn round_trip(json: Json) -> Json {
         let converted = json_to_struct(json).expect("converts to Struct");
@@ -174,7 +253,7 @@ mod tests {
         ] {
             assert!(matches!(
                 json_to_struct(json!({"n": too_big})),
-                Err(JsonError::InexactInteger(_))
+                Err(JsonError::InexactInteger { path, .. }) if path == "data.n"
             ));
         }
     }
@@ -187,17 +266,78 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_numbers_from_a_struct_are_refused() {
-        for float in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let value = Value {
-                kind: Some(Kind::NumberValue(float)),
+    fn numbers_round_trip_exactly_through_text() {
+        for float in [
+            0.0,
+            -0.0,
+            0.1,
+            0.1 + 0.2,
+            1e-7,
+            1e21,
+            123_456_789.123_456_78,
+            9_007_199_254_740_991.0,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            5e-324,
+        ] {
+            let text = struct_to_text(record(vec![("n", number(float))])).unwrap();
+            let back = text_to_struct(&text).unwrap();
+            let Some(Kind::NumberValue(read)) = back.fields["n"].kind else {
+                panic!("{text}")
             };
-            assert_eq!(value_to_json(value), Err(JsonError::NonFinite));
+            assert_eq!(
+                float.to_bits(),
+                read.to_bits(),
+                "{float} -> {text} -> {read}"
+            );
         }
     }
 
     #[test]
-    fn a_value_without_kind_is_null() {
-        assert_eq!(value_to_json(Value { kind: None }), Ok(Json::Null));
+    fn whole_numbers_are_written_as_integers() {
+        let text = struct_to_text(record(vec![("a", number(3.0)), ("b", number(-0.0))])).unwrap();
+        assert_eq!(text, r#"{"a":3,"b":-0.0}"#);
+    }
+
+    #[test]
+    fn non_finite_numbers_from_a_struct_are_refused_naming_the_field() {
+        for float in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let list = Value {
+                kind: Some(Kind::ListValue(ListValue {
+                    values: vec![number(1.0), number(float)],
+                })),
+            };
+            assert_eq!(
+                struct_to_object(record(vec![("outer", list)])),
+                Err(JsonError::NonFinite("data.outer[1]".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_without_kind_is_refused() {
+        assert_eq!(
+            struct_to_object(record(vec![("x", Value { kind: None })])),
+            Err(JsonError::NoValue("data.x".into()))
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_keys_and_strings() {
+        assert_eq!(
+            json_to_struct(json!({"a": {"b\u{0}": 1}})),
+            Err(JsonError::Nul("data.a.b\u{0}".into()))
+        );
+        assert_eq!(
+            json_to_struct(json!({"s": ["ok", "x\u{0}y"]})),
+            Err(JsonError::Nul("data.s[1]".into()))
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_an_object_is_refused() {
+        assert!(matches!(text_to_struct("{"), Err(JsonError::Syntax(_))));
+        assert_eq!(text_to_struct("[1]"), Err(JsonError::NotAnObject));
     }
 }

@@ -42,7 +42,7 @@ start_cluster() {
   if [ -z "$(pg_lsclusters --no-header 2>/dev/null)" ]; then
     version=$(basename "$(ls -d /usr/lib/postgresql/*/ | sort -V | tail -n 1)")
     log "creating cluster $version/main"
-    as_root pg_createcluster "$version" main >/dev/null
+    as_root pg_createcluster "$version" main >/dev/null 9>&-
   fi
   # Prefer a cluster that is already online; otherwise start the newest.
   read -r version cluster port status _ < <(
@@ -50,7 +50,8 @@ start_cluster() {
   )
   if [ "$status" != "online" ]; then
     log "starting cluster $version/$cluster on port $port"
-    as_root pg_ctlcluster "$version" "$cluster" start
+    # 9>&-: the server must not inherit (and so hold forever) our lock.
+    as_root pg_ctlcluster "$version" "$cluster" start 9>&-
   fi
   PGPORT=$port
   for _ in $(seq 1 50); do
@@ -114,7 +115,10 @@ main() {
   mkdir -p "$STATE_DIR"
   # One run at a time: parallel test processes may all ask for the server.
   exec 9>"$STATE_DIR/postgres.lock"
-  flock 9
+  if ! flock -w 300 9; then
+    log "another run has held $STATE_DIR/postgres.lock for 5 minutes; giving up"
+    exit 1
+  fi
   install_postgres
   start_cluster
   load_or_create_passwords

@@ -7,7 +7,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod input;
-pub mod json;
 pub mod jwks;
 pub mod paging;
 pub mod revocation;

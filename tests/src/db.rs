@@ -15,8 +15,11 @@ use crate::cluster::{Cluster, Role};
 /// The database the roles log in to when they are not working in a test's own.
 const MAINTENANCE_DB: &str = "ninaivalaigal";
 
-/// One test's database, dropped (with any connections still open) when the
-/// value is dropped.
+/// Test databases are named `ninaivalaigal_test_<pid>_<random>`.
+const TEST_DB_PREFIX: &str = "ninaivalaigal_test_";
+
+/// One test's database, dropped (with any connections still open) soon after
+/// the value is dropped.
 pub struct TestDb {
     name: String,
 }
@@ -25,7 +28,11 @@ impl TestDb {
     /// Clones the migrated template into a database of the test's own.
     pub async fn new() -> Self {
         let template = template().await;
-        let name = format!("ninaivalaigal_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!(
+            "{TEST_DB_PREFIX}{}_{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
         let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
         // WAL_LOG rather than FILE_COPY: FILE_COPY forces two checkpoints per
         // database, which queue behind each other when tests run in parallel
@@ -65,22 +72,54 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = std::mem::take(&mut self.name);
-        // Drop runs inside the test's runtime; do the async work on a thread
-        // with a runtime of its own.
-        let result = std::thread::spawn(move || {
+        // DROP DATABASE waits for every backend of the cluster to absorb a
+        // signal barrier, including one this test's runtime is still opening a
+        // connection to. Blocking that runtime here would stall the DROP until
+        // PostgreSQL's authentication_timeout (60 s), so drop on a thread of
+        // its own and do not wait for it. A database whose process exits
+        // first is dropped by the next run (`drop_orphans`).
+        std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime to drop the test database");
             runtime.block_on(async move {
                 let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
-                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                if let Err(error) = conn
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await
-            })
-        })
-        .join();
-        if let Ok(Err(error)) = result {
-            eprintln!("warning: cannot drop test database: {error}");
+                {
+                    eprintln!("warning: cannot drop test database {name}: {error}");
+                }
+            });
+        });
+    }
+}
+
+/// Drops the test databases of processes that have exited (their names carry
+/// the pid), leaving those of test runs still going alone.
+async fn drop_orphans(conn: &mut AsyncPgConnection) {
+    #[derive(QueryableByName)]
+    struct Database {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let databases: Vec<Database> = diesel::sql_query(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'ninaivalaigal\\_test\\_%'",
+    )
+    .load(conn)
+    .await
+    .expect("list test databases");
+    for Database { datname } in databases {
+        let pid = datname
+            .trim_start_matches(TEST_DB_PREFIX)
+            .split('_')
+            .next()
+            .unwrap_or_default();
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = conn
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"))
+                .await;
         }
     }
 }
@@ -127,6 +166,7 @@ async fn template() -> &'static str {
                     .await
                     .expect("rename template database");
             }
+            drop_orphans(&mut conn).await;
             diesel::sql_query("SELECT pg_advisory_unlock($1)")
                 .bind::<BigInt, _>(lock_key)
                 .execute(&mut conn)

@@ -1,13 +1,12 @@
 //! Rows to protobuf messages, and protobuf times to typed times.
 
 use chrono::{DateTime, Utc};
-use ninaivalaigal::memory_v1 as pb;
+use ninaivalaigal::{json::text_to_struct, memory_v1 as pb};
 use prost_types::Timestamp;
 
 use crate::{
     db::models::{ContextRow, MemoryRow},
     error::Error,
-    json::json_to_struct,
 };
 
 /// The earliest and latest times a `Timestamp` may hold (0001-01-01 and
@@ -58,9 +57,9 @@ pub fn context(row: ContextRow, memory_count: i64) -> pb::Context {
 }
 
 pub fn memory(row: MemoryRow, context: String) -> Result<pb::Memory, Error> {
-    let data = json_to_struct(&row.data.0).ok_or_else(|| {
+    let data = text_to_struct(&row.data.0).map_err(|error| {
         Error::Internal(format!(
-            "memory {} holds JSON that is not an object",
+            "memory {} holds JSON it cannot return: {error}",
             row.id
         ))
     })?;

@@ -5,6 +5,8 @@ use futures::FutureExt;
 use ninaivalaigal::memory_v1 as pb;
 use tonic::Request;
 
+use ninaivalaigal::json::struct_to_text;
+
 use super::{MemoryState, caller, contexts::not_found, convert};
 use crate::{
     db::{
@@ -14,7 +16,6 @@ use crate::{
     },
     error::{Error, Result},
     input::{ContextName, MemoryType, page_size},
-    json::struct_to_json,
     paging::{self, MemoriesCursor, QueryFingerprint},
 };
 
@@ -61,7 +62,7 @@ pub async fn remember(
     let data = request.data.ok_or_else(|| {
         Error::InvalidArgument("data is required: a JSON object (it may be empty)".into())
     })?;
-    let json = struct_to_json(&data).map_err(|error| Error::InvalidArgument(error.to_string()))?;
+    let json = struct_to_text(data).map_err(|error| Error::InvalidArgument(error.to_string()))?;
     if json.len() > state.max_memory_bytes {
         return Err(Error::InvalidArgument(format!(
             "memory data is {} bytes of JSON; the limit is {} bytes",
