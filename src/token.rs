@@ -101,6 +101,35 @@ pub enum TokenError {
     Revoked,
 }
 
+/// The HS256 shared secret, as a setting of both services. Parsing enforces
+/// one rule for both, so one secret fits both; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedSecret(String);
+
+impl SharedSecret {
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SharedSecret {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.len() < 32 {
+            return Err("must be at least 32 bytes long (e.g. `openssl rand -base64 48`)".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSecret(***)")
+    }
+}
+
 /// How tokens are verified: which algorithm, and with which keys.
 enum Keys {
     /// HS256 with one shared secret.

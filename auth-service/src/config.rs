@@ -1,12 +1,12 @@
 //! Typed settings of the auth-service, from `NINAIVALAIGAL_*` environment
 //! variables or the matching flags (`auth-service --help`).
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ninaivalaigal::{
     db::DatabaseSettings,
     telemetry::LogFormat,
-    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER},
+    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SharedSecret},
 };
 
 /// Ninaivalaigal auth-service: registers users, logs them in, issues tokens.
@@ -46,7 +46,7 @@ pub struct Settings {
     /// Shared secret (at least 32 bytes) for HS256 tokens, for deployments
     /// that prefer one secret over a key pair. Every verifier then holds it.
     #[arg(long, env = "NINAIVALAIGAL_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<Secret>,
+    pub jwt_secret: Option<SharedSecret>,
 
     /// Lifetime of access tokens, in hours.
     #[arg(
@@ -147,34 +147,6 @@ impl Settings {
                 std::thread::available_parallelism().map_or(1, |cpus| cpus.get() / 2)
             })
             .max(1)
-    }
-}
-
-/// A secret setting: its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        if value.len() < 32 {
-            return Err("must be at least 32 bytes long (e.g. `openssl rand -base64 48`)".into());
-        }
-        Ok(Self(value.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 

@@ -6,7 +6,7 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 use ninaivalaigal::{
     db::DatabaseSettings,
     telemetry::LogFormat,
-    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER},
+    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SharedSecret},
 };
 
 /// Ninaivalaigal memory-service: recording contexts and memories.
@@ -37,7 +37,7 @@ pub struct Settings {
     /// Shared secret of HS256 deployments (the same as the auth-service's).
     /// When set, no keys are fetched from the auth-service.
     #[arg(long, env = "NINAIVALAIGAL_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<Secret>,
+    pub jwt_secret: Option<SharedSecret>,
 
     /// Expected `iss` of access tokens (as the auth-service's setting).
     #[arg(long, env = "NINAIVALAIGAL_JWT_ISSUER", default_value = DEFAULT_ISSUER)]
@@ -119,35 +119,6 @@ impl FromStr for Seconds {
 impl fmt::Display for Seconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.as_secs_f64())
-    }
-}
-
-/// A secret setting: its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        // The same rule as the auth-service's, so one secret fits both.
-        if value.len() < 32 {
-            return Err("must be at least 32 bytes long (e.g. `openssl rand -base64 48`)".into());
-        }
-        Ok(Self(value.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 
