@@ -99,12 +99,16 @@ impl Application {
         }
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<MemoryServiceServer<MemoryRpc>>()
-            .await;
-        background.spawn(report_database_health(
+        // Not ready until report_health has seen the database and the keys.
+        for service in ["", MEMORY_SERVICE_NAME] {
+            health_reporter
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
+        background.spawn(report_health(
             health_reporter,
             pool.clone(),
+            self.jwks.clone(),
             settings.health_check_seconds.0,
         ));
         let (reflection_v1, reflection_v1alpha) = ninaivalaigal::grpc::reflection_services()?;
@@ -200,27 +204,48 @@ impl Drop for BackgroundTasks {
     }
 }
 
-/// Reports NOT_SERVING while the database does not answer, SERVING otherwise.
-async fn report_database_health(reporter: HealthReporter, pool: PgPool, every: Duration) {
-    let service = <MemoryServiceServer<MemoryRpc> as tonic::server::NamedService>::NAME;
-    let mut serving = true;
+/// The gRPC name of the memory service, for health reports.
+const MEMORY_SERVICE_NAME: &str =
+    <MemoryServiceServer<MemoryRpc> as tonic::server::NamedService>::NAME;
+
+/// Reports SERVING only while the service can do its work: the database
+/// answers and, in EdDSA mode, the auth-service's public keys have been
+/// fetched (without them every token would be refused). Checks every
+/// `every`, and every quarter second while not serving, so readiness shows
+/// soon after start-up.
+async fn report_health(
+    reporter: HealthReporter,
+    pool: PgPool,
+    jwks: Option<Arc<JwksSource>>,
+    every: Duration,
+) {
+    let mut reported = Some(false);
     loop {
-        tokio::time::sleep(every).await;
-        let ok = matches!(
+        let database_ok = matches!(
             tokio::time::timeout(every, db::ping(&pool)).await,
             Ok(Ok(()))
         );
-        if ok != serving {
-            serving = ok;
-            let status = if ok {
-                tracing::info!("database reachable again");
+        let keys_ok = jwks.as_ref().is_none_or(|jwks| jwks.has_keys());
+        let serving = database_ok && keys_ok;
+        if reported != Some(serving) {
+            let status = if serving {
+                tracing::info!("ready: reporting SERVING");
                 ServingStatus::Serving
             } else {
-                tracing::warn!("database unreachable; reporting NOT_SERVING");
+                tracing::warn!(database_ok, keys_ok, "not ready: reporting NOT_SERVING");
                 ServingStatus::NotServing
             };
-            reporter.set_service_status(service, status).await;
+            reporter
+                .set_service_status(MEMORY_SERVICE_NAME, status)
+                .await;
             reporter.set_service_status("", status).await;
+            reported = Some(serving);
         }
+        let pause = if serving {
+            every
+        } else {
+            every.min(Duration::from_millis(250))
+        };
+        tokio::time::sleep(pause).await;
     }
 }

@@ -32,9 +32,12 @@ pub struct PairSettings {
     pub memory_args: Vec<String>,
 }
 
-/// Starts both services with the harness's default settings.
+/// Starts both services with the harness's default settings and waits until
+/// both report SERVING.
 pub async fn spawn_pair() -> TestPair {
-    spawn_pair_with(PairSettings::default()).await
+    let pair = spawn_pair_with(PairSettings::default()).await;
+    pair.wait_until_serving().await;
+    pair
 }
 
 /// Starts both services with extra settings.
@@ -109,6 +112,33 @@ pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
 }
 
 impl TestPair {
+    /// Waits (at most 15 s) until both services report SERVING, as a
+    /// deployment's readiness probe would; the memory-service is ready once
+    /// it has the auth-service's public keys.
+    pub async fn wait_until_serving(&self) {
+        use tonic_health::pb::{
+            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        for addr in [self.auth_addr, self.memory_addr] {
+            let mut client = HealthClient::new(channel(addr).await);
+            loop {
+                let status = client
+                    .check(HealthCheckRequest::default())
+                    .await
+                    .map(|response| response.into_inner().status());
+                if let Ok(ServingStatus::Serving) = status {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{addr} is not SERVING after 15 s: {status:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     /// A channel to the auth-service.
     pub async fn auth_channel(&self) -> Channel {
         channel(self.auth_addr).await
