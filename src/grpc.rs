@@ -15,10 +15,13 @@ pub async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener
         .map_err(|error| anyhow::anyhow!("{setting}: cannot listen on {addr}: {error}"))
 }
 
-/// gRPC server reflection (v1 and the v1alpha that older clients ask for)
-/// over every Ninaivalaigal contract, so `grpcurl list` works without proto
-/// files.
-pub fn reflection_services() -> anyhow::Result<(
+/// gRPC server reflection (v1 and the v1alpha that older clients ask for),
+/// so `grpcurl list` works without proto files. It advertises the services
+/// named in `served` plus health and reflection, not every service of the
+/// shared descriptor set.
+pub fn reflection_services(
+    served: &[&str],
+) -> anyhow::Result<(
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
@@ -26,13 +29,18 @@ pub fn reflection_services() -> anyhow::Result<(
         impl tonic_reflection::server::v1alpha::ServerReflection,
     >,
 )> {
-    let v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    Ok((v1, v1alpha))
+    let builder = || {
+        let standard = [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ];
+        served.iter().copied().chain(standard).fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(name),
+        )
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }

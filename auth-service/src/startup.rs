@@ -119,7 +119,10 @@ impl Application {
         health_reporter
             .set_serving::<AdminServiceServer<rpc::AdminRpc>>()
             .await;
-        let (reflection_v1, reflection_v1alpha) = ninaivalaigal::grpc::reflection_services()?;
+        let (reflection_v1, reflection_v1alpha) = ninaivalaigal::grpc::reflection_services(&[
+            <AuthServiceServer<rpc::AuthRpc> as tonic::server::NamedService>::NAME,
+            <AdminServiceServer<rpc::AdminRpc> as tonic::server::NamedService>::NAME,
+        ])?;
         let housekeeping = AbortOnDrop(tokio::spawn(housekeeping(
             self.state.clone(),
             self.settings.jwt_leeway(),

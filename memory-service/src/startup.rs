@@ -111,7 +111,8 @@ impl Application {
             self.jwks.clone(),
             settings.health_check_seconds.0,
         ));
-        let (reflection_v1, reflection_v1alpha) = ninaivalaigal::grpc::reflection_services()?;
+        let (reflection_v1, reflection_v1alpha) =
+            ninaivalaigal::grpc::reflection_services(&[MEMORY_SERVICE_NAME])?;
 
         let authenticator = Arc::new(Authenticator::new(
             self.verifier.clone(),

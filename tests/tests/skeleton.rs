@@ -88,6 +88,15 @@ async fn reflection_lists_the_services() {
             "memory-service lists {service}: {memory:?}"
         );
     }
+    // Each lists only what it serves, though both share one descriptor set.
+    assert!(
+        !auth.iter().any(|s| s.starts_with("ninaivalaigal.memory")),
+        "{auth:?}"
+    );
+    assert!(
+        !memory.iter().any(|s| s.starts_with("ninaivalaigal.auth")),
+        "{memory:?}"
+    );
     pair.shutdown().await;
 }
 
