@@ -44,8 +44,11 @@ pub async fn find_recording(conn: &mut AsyncPgConnection) -> Result<Option<Conte
 /// Locks every context of the caller, so that concurrent StartRecording
 /// calls take turns instead of racing for the one-recording index.
 pub async fn lock_all(conn: &mut AsyncPgConnection) -> Result<()> {
+    // In id order: two transactions that lock in different orders deadlock,
+    // and a seqscan's order changes as updates move rows.
     recording_contexts::table
         .select(recording_contexts::id)
+        .order(recording_contexts::id)
         .for_update()
         .load::<i64>(conn)
         .await?;
