@@ -7,7 +7,10 @@ use tonic::Request;
 
 use super::{MemoryState, caller, convert};
 use crate::{
-    db::{self, contexts, models::NewContext},
+    db::{
+        self, contexts,
+        models::{ContextRow, NewContext},
+    },
     error::{Error, Result, is_unique_violation},
     input::{ContextName, Description, page_size},
     paging::{self, ContextsCursor},
@@ -16,12 +19,19 @@ use crate::{
 const DEFAULT_PAGE_SIZE: i64 = 100;
 const MAX_PAGE_SIZE: i64 = 1000;
 
-/// The error for a context the caller does not have. Another user's context
-/// of that name gets exactly the same answer.
-pub fn not_found(name: &ContextName) -> Error {
-    Error::NotFound(format!(
-        "context {name:?} not found; `eM contexts` lists yours"
-    ))
+/// The caller's context of that name, or NOT_FOUND. Another user's context
+/// of that name is invisible under RLS, so it gets exactly the same answer.
+pub async fn find_named(
+    conn: &mut diesel_async::AsyncPgConnection,
+    name: &ContextName,
+) -> Result<ContextRow> {
+    contexts::find_by_name(conn, name.as_str())
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "context {name:?} not found; `eM contexts` lists yours"
+            ))
+        })
 }
 
 /// The stored visibility of a request's visibility.
@@ -123,9 +133,7 @@ pub async fn get(
     let name = ContextName::parse("name", &request.get_ref().name)?;
     let context = db::with_user(&state.pool, &user, move |conn| {
         async move {
-            let row = contexts::find_by_name(conn, name.as_str())
-                .await?
-                .ok_or_else(|| not_found(&name))?;
+            let row = find_named(conn, &name).await?;
             with_count(conn, row).await
         }
         .boxed()
@@ -146,9 +154,7 @@ pub async fn delete(
     let name = ContextName::parse("name", &request.get_ref().name)?;
     let deleted_memories = db::with_user(&state.pool, &user, move |conn| {
         async move {
-            let row = contexts::find_by_name(conn, name.as_str())
-                .await?
-                .ok_or_else(|| not_found(&name))?;
+            let row = find_named(conn, &name).await?;
             contexts::delete(conn, row.id).await
         }
         .boxed()
@@ -169,9 +175,7 @@ pub async fn start_recording(
         async move {
             // Concurrent starts take turns, so each sees the other's result.
             contexts::lock_all(conn).await?;
-            let target = contexts::find_by_name(conn, name.as_str())
-                .await?
-                .ok_or_else(|| not_found(&name))?;
+            let target = find_named(conn, &name).await?;
             let mut previous = String::new();
             if let Some(current) = contexts::find_recording(conn).await?
                 && current.id != target.id
@@ -205,9 +209,7 @@ pub async fn stop_recording(
     let name = ContextName::parse("name", &request.get_ref().name)?;
     let context = db::with_user(&state.pool, &user, move |conn| {
         async move {
-            let row = contexts::find_by_name(conn, name.as_str())
-                .await?
-                .ok_or_else(|| not_found(&name))?;
+            let row = find_named(conn, &name).await?;
             // Stopping a context that is not recording changes nothing.
             let row = if row.is_active {
                 contexts::set_recording(conn, row.id, false).await?

@@ -7,7 +7,7 @@ use tonic::Request;
 
 use ninaivalaigal::json::struct_to_text;
 
-use super::{MemoryState, caller, contexts::not_found, convert};
+use super::{MemoryState, caller, contexts::find_named, convert};
 use crate::{
     db::{
         self, contexts,
@@ -31,9 +31,7 @@ pub const NO_RECORDING: &str =
 /// The named context, or the recording one when no name is given.
 async fn resolve(conn: &mut AsyncPgConnection, name: Option<&ContextName>) -> Result<ContextRow> {
     match name {
-        Some(name) => contexts::find_by_name(conn, name.as_str())
-            .await?
-            .ok_or_else(|| not_found(name)),
+        Some(name) => find_named(conn, name).await,
         None => contexts::find_recording(conn)
             .await?
             .ok_or_else(|| Error::FailedPrecondition(NO_RECORDING.into())),
