@@ -1,13 +1,17 @@
 //! The shared kernel of Ninaivalaigal: the gRPC contracts generated from
 //! `proto/`, the access-token claims and their verification, and the plumbing
-//! every binary shares (settings, telemetry, shutdown, health and reflection).
+//! every binary shares (settings, telemetry, shutdown) and, with the `server`
+//! feature, the frame both services are served in.
 //! Nothing here depends on a service.
 
-pub mod grpc;
 pub mod json;
+pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod token;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 #[cfg(feature = "db")]
 pub mod db;

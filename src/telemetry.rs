@@ -13,6 +13,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log setting every binary takes the same way.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LogSettings {
+    /// Log line format.
+    #[arg(long, env = "NINAIVALAIGAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
 /// Installs the global subscriber. Safe to call more than once (tests start
 /// several services in one process); later calls are ignored.
 pub fn init(format: LogFormat) {

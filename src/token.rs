@@ -130,6 +130,44 @@ impl std::fmt::Debug for SharedSecret {
     }
 }
 
+/// The token settings every service takes the same way, flattened into
+/// each service's settings: both must agree on all of them.
+#[derive(Clone, Debug, clap::Args)]
+pub struct JwtSettings {
+    /// Shared secret (at least 32 bytes) of HS256 deployments, the same for
+    /// every service. When set, tokens are HS256 and no key pair is used;
+    /// every verifier then holds the secret, so prefer Ed25519.
+    #[arg(
+        long = "jwt-secret",
+        env = "NINAIVALAIGAL_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub secret: Option<SharedSecret>,
+
+    /// `iss` claim of access tokens.
+    #[arg(long = "jwt-issuer", env = "NINAIVALAIGAL_JWT_ISSUER", default_value = DEFAULT_ISSUER)]
+    pub issuer: String,
+
+    /// `aud` claim of access tokens.
+    #[arg(long = "jwt-audience", env = "NINAIVALAIGAL_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub audience: String,
+
+    /// Clock skew, in seconds, tolerated when checking `exp` and `nbf`.
+    #[arg(
+        long = "jwt-leeway-seconds",
+        env = "NINAIVALAIGAL_JWT_LEEWAY_SECONDS",
+        default_value_t = 30
+    )]
+    pub leeway_seconds: u64,
+}
+
+impl JwtSettings {
+    /// Clock leeway for token checks.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.leeway_seconds)
+    }
+}
+
 /// How tokens are verified: which algorithm, and with which keys.
 enum Keys {
     /// HS256 with one shared secret.

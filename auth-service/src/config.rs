@@ -4,9 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ninaivalaigal::{
-    db::DatabaseSettings,
-    telemetry::LogFormat,
-    token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SharedSecret},
+    db::DatabaseSettings, server::TransportSettings, telemetry::LogSettings, token::JwtSettings,
 };
 
 /// Ninaivalaigal auth-service: registers users, logs them in, issues tokens.
@@ -24,9 +22,14 @@ pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseSettings,
 
-    /// Log line format.
-    #[arg(long, env = "NINAIVALAIGAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub transport: TransportSettings,
+
+    #[command(flatten)]
+    pub jwt: JwtSettings,
+
+    #[command(flatten)]
+    pub log: LogSettings,
 
     /// PEM file with the PKCS#8 Ed25519 private key that signs access tokens
     /// (`openssl genpkey -algorithm ed25519`). Its public key is served by GetJwks.
@@ -43,11 +46,6 @@ pub struct Settings {
     )]
     pub jwt_public_key_files: Vec<PathBuf>,
 
-    /// Shared secret (at least 32 bytes) for HS256 tokens, for deployments
-    /// that prefer one secret over a key pair. Every verifier then holds it.
-    #[arg(long, env = "NINAIVALAIGAL_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<SharedSecret>,
-
     /// Lifetime of access tokens, in hours.
     #[arg(
         long,
@@ -60,18 +58,6 @@ pub struct Settings {
     /// with a fresh lifetime, so an unused session ends after this long.
     #[arg(long, env = "NINAIVALAIGAL_REFRESH_TOKEN_DAYS", default_value_t = 30)]
     pub refresh_token_days: u64,
-
-    /// `iss` claim of access tokens.
-    #[arg(long, env = "NINAIVALAIGAL_JWT_ISSUER", default_value = DEFAULT_ISSUER)]
-    pub jwt_issuer: String,
-
-    /// `aud` claim of access tokens.
-    #[arg(long, env = "NINAIVALAIGAL_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
-    pub jwt_audience: String,
-
-    /// Clock skew, in seconds, tolerated when checking `exp` and `nbf`.
-    #[arg(long, env = "NINAIVALAIGAL_JWT_LEEWAY_SECONDS", default_value_t = 30)]
-    pub jwt_leeway_seconds: u64,
 
     /// bcrypt cost factor for new password hashes (4 to 31; each step doubles the work).
     #[arg(long, env = "NINAIVALAIGAL_BCRYPT_COST", default_value_t = 12,
@@ -137,7 +123,7 @@ impl Settings {
 
     /// Clock leeway for token checks.
     pub fn jwt_leeway(&self) -> Duration {
-        Duration::from_secs(self.jwt_leeway_seconds)
+        self.jwt.leeway()
     }
 
     /// Bcrypt concurrency, defaulting to half the CPUs.
@@ -153,6 +139,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use ninaivalaigal::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 
     use super::*;
 
@@ -167,8 +154,8 @@ mod tests {
         let settings = parse(&[]).unwrap();
         assert_eq!(settings.jwt_expiration_hours, 168);
         assert_eq!(settings.bcrypt_cost, 12);
-        assert_eq!(settings.jwt_issuer, DEFAULT_ISSUER);
-        assert_eq!(settings.jwt_audience, DEFAULT_AUDIENCE);
+        assert_eq!(settings.jwt.issuer, DEFAULT_ISSUER);
+        assert_eq!(settings.jwt.audience, DEFAULT_AUDIENCE);
         assert!(settings.hashing_concurrency() >= 1);
     }
 

@@ -48,7 +48,7 @@ const SECRET_SETTING: &str = "NINAIVALAIGAL_JWT_SECRET";
 impl KeyMaterial {
     /// Loads the keys the settings name.
     pub fn load(settings: &Settings) -> anyhow::Result<Self> {
-        match (&settings.jwt_private_key_file, &settings.jwt_secret) {
+        match (&settings.jwt_private_key_file, &settings.jwt.secret) {
             (Some(_), Some(_)) | (None, None) => bail!(
                 "set exactly one of {PRIVATE_KEY_SETTING} (Ed25519 key file, recommended) \
                  or {SECRET_SETTING} (HS256 shared secret)"

@@ -6,7 +6,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::parse();
-    ninaivalaigal::telemetry::init(settings.log_format);
+    ninaivalaigal::telemetry::init(settings.log.log_format);
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {

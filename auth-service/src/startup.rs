@@ -1,15 +1,15 @@
-//! Builds the auth-service (keys, pool, hashing, throttles, health,
-//! reflection, RPC services) and serves it until the shutdown signal.
+//! Builds the auth-service (keys, pool, hashing, throttles, RPC services)
+//! and serves it in the shared server frame until the shutdown signal.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use chrono::Utc;
-use ninaivalaigal::auth_v1::{
-    admin_service_server::AdminServiceServer, auth_service_server::AuthServiceServer,
+use ninaivalaigal::{
+    auth_v1::{admin_service_server::AdminServiceServer, auth_service_server::AuthServiceServer},
+    db::PgPool,
+    server::{BodyLimits, Readiness, ServerFrame, Services},
 };
-use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     config::Settings,
@@ -25,9 +25,14 @@ use crate::{
 /// How often stale throttle state and expired revocations are dropped.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Largest request of any auth RPC: an email, a name, a password of at
+/// most 72 bytes, a token. Nothing here needs more, and every request of
+/// this service arrives before anyone is authenticated.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
 /// A bound, ready-to-serve auth-service.
 pub struct Application {
-    listener: TcpListener,
+    frame: ServerFrame,
     settings: Settings,
     state: Arc<AuthState>,
     /// True while the accounts in NINAIVALAIGAL_ADMIN_EMAILS still need promoting.
@@ -42,8 +47,8 @@ impl Application {
         let keys = KeyMaterial::load(&settings)?;
         let signer = TokenSigner::new(
             keys,
-            &settings.jwt_issuer,
-            &settings.jwt_audience,
+            &settings.jwt.issuer,
+            &settings.jwt.audience,
             settings.access_token_lifetime(),
             settings.jwt_leeway(),
         )?;
@@ -88,15 +93,19 @@ impl Application {
             refresh_lifetime,
             admin_emails,
         });
-        let listener =
-            ninaivalaigal::grpc::bind(settings.listen_addr, "NINAIVALAIGAL_AUTH_LISTEN_ADDR")
-                .await?;
+        let frame = ServerFrame::bind(
+            "auth-service",
+            settings.listen_addr,
+            "NINAIVALAIGAL_AUTH_LISTEN_ADDR",
+            settings.transport.clone(),
+        )
+        .await?;
         // Promote the listed admins now, while nothing else uses the pool; if
         // the database is not up yet, housekeeping retries (start-up does
         // not depend on the database).
         let admins_pending = !promote_admins(&state).await;
         Ok(Self {
-            listener,
+            frame,
             settings,
             state,
             admins_pending,
@@ -105,58 +114,57 @@ impl Application {
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.settings.listen_addr)
+        self.frame.local_addr().unwrap_or(self.settings.listen_addr)
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<AuthServiceServer<rpc::AuthRpc>>()
-            .await;
-        health_reporter
-            .set_serving::<AdminServiceServer<rpc::AdminRpc>>()
-            .await;
-        let (reflection_v1, reflection_v1alpha) = ninaivalaigal::grpc::reflection_services(&[
-            <AuthServiceServer<rpc::AuthRpc> as tonic::server::NamedService>::NAME,
-            <AdminServiceServer<rpc::AdminRpc> as tonic::server::NamedService>::NAME,
-        ])?;
-        let housekeeping = AbortOnDrop(tokio::spawn(housekeeping(
-            self.state.clone(),
-            self.settings.jwt_leeway(),
-            self.admins_pending,
-        )));
-
-        let addr = self.local_addr();
-        tracing::info!(%addr, "auth-service listening");
-        let served = Server::builder()
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(rpc::AuthRpc::new(
-                self.state.clone(),
-            )))
-            .add_service(AdminServiceServer::new(rpc::AdminRpc::new(
-                self.state.clone(),
-            )))
-            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
+        let Self {
+            mut frame,
+            settings,
+            state,
+            admins_pending,
+        } = self;
+        frame.spawn(housekeeping(
+            state.clone(),
+            settings.jwt_leeway(),
+            admins_pending,
+        ));
+        let services = Services::new()
+            .add(
+                AuthServiceServer::new(rpc::AuthRpc::new(state.clone()))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add(
+                AdminServiceServer::new(rpc::AdminRpc::new(state.clone()))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            );
+        let readiness = AuthReadiness {
+            pool: state.pool.clone(),
+        };
+        frame
+            .serve(
+                services,
+                BodyLimits::new(MAX_REQUEST_BYTES),
+                readiness,
+                shutdown,
+            )
             .await
-            .context("gRPC server failed");
-        drop(housekeeping);
-        served?;
-        tracing::info!("auth-service stopped");
-        Ok(())
     }
 }
 
-/// Accepted connections with TCP_NODELAY: `TcpIncoming::from` leaves Nagle's
-/// algorithm on (the builder's `tcp_nodelay` does not apply to an incoming
-/// stream), which costs about 40 ms per response that spans several writes
-/// (delayed ACK), e.g. every Login.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// Ready while the database answers: without it nobody can register, log
+/// in or refresh.
+struct AuthReadiness {
+    pool: PgPool,
+}
+
+impl Readiness for AuthReadiness {
+    async fn check(&self) -> Result<(), String> {
+        db::ping(&self.pool)
+            .await
+            .map_err(|error| format!("database: {error}"))
+    }
 }
 
 /// Promotes the accounts in NINAIVALAIGAL_ADMIN_EMAILS to admin; false when
@@ -184,15 +192,6 @@ async fn promote_admins(state: &AuthState) -> bool {
             tracing::warn!(%error, "cannot promote admins yet; will retry");
             false
         }
-    }
-}
-
-/// Aborts a background task when the server future ends or is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -142,6 +142,25 @@ async fn requests_get_unavailable_while_the_database_is_unreachable() {
         !status.message().contains("nobody"),
         "no connection details"
     );
+    // Health tells probes the truth: not serving without a database.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        ninaivalaigal_tests::pair::channel(addr).await,
+    );
+    for service in ["", "ninaivalaigal.auth.v1.AuthService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::NotServing,
+            "{service:?}"
+        );
+    }
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }

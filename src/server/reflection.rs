@@ -1,25 +1,11 @@
-//! Plumbing that both gRPC services share: binding the listener, the standard
-//! health and reflection services, and the status helpers.
-
-use std::net::SocketAddr;
-
-use tokio::net::TcpListener;
+//! gRPC server reflection (v1, and the v1alpha that older clients ask for),
+//! so `grpcurl list` works without proto files.
 
 use crate::proto::FILE_DESCRIPTOR_SET;
 
-/// Binds the service's listening socket, naming the setting on failure so
-/// that a port in use stops start-up with one clear line.
-pub async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("{setting}: cannot listen on {addr}: {error}"))
-}
-
-/// gRPC server reflection (v1 and the v1alpha that older clients ask for),
-/// so `grpcurl list` works without proto files. It advertises the services
-/// named in `served` plus health and reflection, not every service of the
-/// shared descriptor set.
-pub fn reflection_services(
+/// Reflection services that advertise the services named in `served` plus
+/// health and reflection, not every service of the shared descriptor set.
+pub fn services(
     served: &[&str],
 ) -> anyhow::Result<(
     tonic_reflection::server::v1::ServerReflectionServer<

@@ -1,0 +1,357 @@
+//! The tower layers every request passes through, outermost first: its
+//! request id, its trace span, the in-flight limit, its deadline and the
+//! size limit of its RPC.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::{sync::Semaphore, time::Instant};
+use tonic::{Status, body::Body};
+use tower::{Layer, Service};
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
+
+/// Longest `x-request-id` taken from a client; a longer or odd one is
+/// replaced, so that what reaches the logs is short and printable.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Drops a client's `x-request-id` unless it is short and made of
+/// `[A-Za-z0-9._:-]`, so that the request-id layer makes a fresh one.
+pub fn sanitize_request_id<B>(mut request: http::Request<B>) -> http::Request<B> {
+    let acceptable = request.headers().get("x-request-id").is_none_or(|id| {
+        let id = id.as_bytes();
+        !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID_LEN
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    });
+    if !acceptable {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
+/// Only statuses that mean something is wrong here are logged as failures
+/// (at ERROR); a client's NOT_FOUND or UNAUTHENTICATED is not.
+pub fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures> {
+    let mut classifier = GrpcErrorsAsFailures::new();
+    for code in [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unauthenticated,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::DeadlineExceeded,
+    ] {
+        classifier = classifier.with_success(code);
+    }
+    SharedClassifier::new(classifier)
+}
+
+/// The span of one request: its RPC and request id, nothing from the body.
+pub fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", rpc = %request.uri().path(), request_id)
+}
+
+/// Health checks pass every limit: a probe must see the truth even when the
+/// server is saturated.
+fn is_health_check<B>(request: &http::Request<B>) -> bool {
+    request.uri().path().starts_with("/grpc.health.v1.Health/")
+}
+
+/// When a request must be answered, as the handlers see it (a request
+/// extension): the earlier of the client's `grpc-timeout` and the server's
+/// limit. The database uses it as the statement timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// Time left, zero once it has passed.
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Parses a `grpc-timeout` header value: at most 8 digits and a unit
+/// (`H`, `M`, `S`, `m`, `u`, `n`). `None` for anything else.
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b"H" => Duration::from_secs(amount.checked_mul(3600)?),
+        b"M" => Duration::from_secs(amount.checked_mul(60)?),
+        b"S" => Duration::from_secs(amount),
+        b"m" => Duration::from_millis(amount),
+        b"u" => Duration::from_micros(amount),
+        b"n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Refuses requests beyond a number in flight (UNAVAILABLE, at once),
+/// gives every request a [`Deadline`] and answers DEADLINE_EXCEEDED when
+/// it passes, and caps each RPC's request body.
+#[derive(Clone)]
+pub struct GuardLayer {
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    timeout: Duration,
+    body_limits: Arc<BodyLimits>,
+}
+
+impl GuardLayer {
+    /// A guard with these limits.
+    pub fn new(max_in_flight: usize, timeout: Duration, body_limits: BodyLimits) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            timeout,
+            body_limits: Arc::new(body_limits),
+        }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`GuardLayer`].
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+impl<S> Service<http::Request<Body>> for Guard<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        // The clone is not ready; keep the ready one for this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if is_health_check(&request) {
+            return Box::pin(inner.call(request));
+        }
+        let Ok(permit) = self.layer.in_flight.clone().try_acquire_owned() else {
+            let status = Status::unavailable(format!(
+                "the server is at its limit of {} requests in flight; retry with backoff",
+                self.layer.max_in_flight
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
+        let client_timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| parse_grpc_timeout(value.as_bytes()));
+        let timeout = client_timeout.map_or(self.layer.timeout, |t| t.min(self.layer.timeout));
+        let deadline = Instant::now() + timeout;
+        let limit = self.layer.body_limits.limit_for(request.uri().path());
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(Deadline(deadline));
+        let request = http::Request::from_parts(parts, Body::new(LimitedBody::new(body, limit)));
+        Box::pin(async move {
+            let response = tokio::time::timeout_at(deadline, inner.call(request)).await;
+            drop(permit);
+            response.unwrap_or_else(|_| {
+                Ok(Status::deadline_exceeded(format!(
+                    "the request did not complete within its deadline of {} ms",
+                    timeout.as_millis()
+                ))
+                .into_http())
+            })
+        })
+    }
+}
+
+/// The largest request body each RPC accepts (gRPC framing included), and
+/// what to say when one is larger.
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
+    default: BodyLimit,
+    by_path: HashMap<String, BodyLimit>,
+}
+
+/// One RPC's body limit and the message that names it.
+#[derive(Clone, Debug)]
+pub struct BodyLimit {
+    bytes: usize,
+    message: Arc<str>,
+}
+
+impl BodyLimits {
+    /// Every RPC gets at most `default_bytes` unless given its own limit.
+    pub fn new(default_bytes: usize) -> Self {
+        Self {
+            default: BodyLimit {
+                bytes: default_bytes,
+                message: format!(
+                    "the request is larger than this RPC's limit of {default_bytes} bytes"
+                )
+                .into(),
+            },
+            by_path: HashMap::new(),
+        }
+    }
+
+    /// Gives the RPC at `path` (`/package.Service/Method`) its own limit and
+    /// the message an oversized request gets (INVALID_ARGUMENT).
+    pub fn with(mut self, path: &str, bytes: usize, message: impl Into<String>) -> Self {
+        self.by_path.insert(
+            path.to_owned(),
+            BodyLimit {
+                bytes,
+                message: message.into().into(),
+            },
+        );
+        self
+    }
+
+    /// The largest limit of any RPC, for the decoder's own message limit.
+    pub fn largest(&self) -> usize {
+        self.by_path
+            .values()
+            .map(|limit| limit.bytes)
+            .fold(self.default.bytes, usize::max)
+    }
+
+    fn limit_for(&self, path: &str) -> BodyLimit {
+        self.by_path.get(path).unwrap_or(&self.default).clone()
+    }
+}
+
+/// A request body that fails with INVALID_ARGUMENT once it exceeds its
+/// limit, before the decoder has buffered more than that.
+struct LimitedBody {
+    inner: Body,
+    remaining: usize,
+    limit: BodyLimit,
+}
+
+impl LimitedBody {
+    fn new(inner: Body, limit: BodyLimit) -> Self {
+        Self {
+            inner,
+            remaining: limit.bytes,
+            limit,
+        }
+    }
+}
+
+impl HttpBody for LimitedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                match self.remaining.checked_sub(len) {
+                    Some(remaining) => {
+                        self.remaining = remaining;
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                    None => Poll::Ready(Some(Err(Status::invalid_argument(
+                        self.limit.message.to_string(),
+                    )))),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_strictly() {
+        assert_eq!(parse_grpc_timeout(b"5S"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_grpc_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        for bad in [&b""[..], b"S", b"5", b"123456789S", b"-5S", b"5s", b"5 S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn odd_request_ids_are_dropped() {
+        let with_id = |id: &str| {
+            let request = http::Request::builder()
+                .header("x-request-id", id)
+                .body(())
+                .unwrap();
+            sanitize_request_id(request)
+                .headers()
+                .get("x-request-id")
+                .map(|id| id.to_str().unwrap().to_owned())
+        };
+        assert_eq!(with_id("abc-123").as_deref(), Some("abc-123"));
+        assert_eq!(with_id(&"a".repeat(65)), None);
+        assert_eq!(with_id("a b"), None);
+        assert_eq!(with_id("<script>"), None);
+    }
+
+    #[test]
+    fn body_limits_fall_back_to_the_default() {
+        let limits = BodyLimits::new(100).with("/p.S/Big", 1000, "big");
+        assert_eq!(limits.limit_for("/p.S/Big").bytes, 1000);
+        assert_eq!(limits.limit_for("/p.S/Other").bytes, 100);
+        assert_eq!(limits.largest(), 1000);
+    }
+}
