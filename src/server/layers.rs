@@ -204,8 +204,8 @@ where
     }
 }
 
-/// The largest request body each RPC accepts (gRPC framing included), and
-/// what to say when one is larger.
+/// The largest request message each RPC accepts, and what to say when one
+/// is larger.
 #[derive(Clone, Debug)]
 pub struct BodyLimits {
     default: BodyLimit,
@@ -247,7 +247,8 @@ impl BodyLimits {
         self
     }
 
-    /// The largest limit of any RPC, for the decoder's own message limit.
+    /// The largest limit of any RPC, for the decoder's own message limit
+    /// (which answers OUT_OF_RANGE; this layer answers first).
     pub fn largest(&self) -> usize {
         self.by_path
             .values()
@@ -260,21 +261,56 @@ impl BodyLimits {
     }
 }
 
-/// A request body that fails with INVALID_ARGUMENT once it exceeds its
-/// limit, before the decoder has buffered more than that.
+/// A request body that fails with INVALID_ARGUMENT as soon as a gRPC
+/// message in it announces more than the RPC's limit: the 5-byte prefix of
+/// each message (flag, big-endian length) is read as it passes, so nothing
+/// beyond the limit is ever buffered, and the client hears why at once.
 struct LimitedBody {
     inner: Body,
-    remaining: usize,
     limit: BodyLimit,
+    /// Prefix bytes of the next message seen so far.
+    prefix: [u8; 5],
+    prefix_len: usize,
+    /// Bytes of the current message still to pass.
+    in_message: usize,
 }
 
 impl LimitedBody {
     fn new(inner: Body, limit: BodyLimit) -> Self {
         Self {
             inner,
-            remaining: limit.bytes,
             limit,
+            prefix: [0; 5],
+            prefix_len: 0,
+            in_message: 0,
         }
+    }
+
+    /// Follows the message framing through `data`; false once a message
+    /// announces more than the limit.
+    fn within_limit(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            if self.in_message > 0 {
+                let skip = self.in_message.min(data.len());
+                self.in_message -= skip;
+                data = &data[skip..];
+                continue;
+            }
+            let take = (5 - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&data[..take]);
+            self.prefix_len += take;
+            data = &data[take..];
+            if self.prefix_len == 5 {
+                self.prefix_len = 0;
+                let [_, a, b, c, d] = self.prefix;
+                let announced = u32::from_be_bytes([a, b, c, d]) as usize;
+                if announced > self.limit.bytes {
+                    return false;
+                }
+                self.in_message = announced;
+            }
+        }
+        true
     }
 }
 
@@ -288,15 +324,13 @@ impl HttpBody for LimitedBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let len = frame.data_ref().map_or(0, Bytes::len);
-                match self.remaining.checked_sub(len) {
-                    Some(remaining) => {
-                        self.remaining = remaining;
-                        Poll::Ready(Some(Ok(frame)))
-                    }
-                    None => Poll::Ready(Some(Err(Status::invalid_argument(
+                let fits = frame.data_ref().is_none_or(|data| self.within_limit(data));
+                if fits {
+                    Poll::Ready(Some(Ok(frame)))
+                } else {
+                    Poll::Ready(Some(Err(Status::invalid_argument(
                         self.limit.message.to_string(),
-                    )))),
+                    ))))
                 }
             }
             other => other,
@@ -345,6 +379,22 @@ mod tests {
         assert_eq!(with_id(&"a".repeat(65)), None);
         assert_eq!(with_id("a b"), None);
         assert_eq!(with_id("<script>"), None);
+    }
+
+    #[test]
+    fn every_message_is_checked_as_its_prefix_passes() {
+        let limit = BodyLimits::new(10).limit_for("/any");
+        let mut body = LimitedBody::new(Body::empty(), limit);
+        // Two messages of 10 bytes, the second prefix split across chunks.
+        assert!(body.within_limit(&[0, 0, 0, 0, 10]));
+        assert!(body.within_limit(&[b'x'; 10]));
+        assert!(body.within_limit(&[0, 0, 0]));
+        assert!(body.within_limit(&[0, 10, 1, 2]));
+        // A message announcing 11 bytes is refused before its data arrives.
+        let mut body = LimitedBody::new(Body::empty(), BodyLimits::new(10).limit_for("/any"));
+        assert!(!body.within_limit(&[0, 0, 0, 0, 11]));
+        let mut body = LimitedBody::new(Body::empty(), BodyLimits::new(10).limit_for("/any"));
+        assert!(!body.within_limit(&[0, 0xff, 0xff, 0xff, 0xff]));
     }
 
     #[test]
