@@ -12,7 +12,16 @@ MEMORY_ADDR="${NINAIVALAIGAL_MEMORY_LISTEN_ADDR:-127.0.0.1:13370}"
 AUTH_URL="http://$AUTH_ADDR"
 MEMORY_URL="http://$MEMORY_ADDR"
 
+DB_ENV="$STATE_DIR/db.env"
+
 say() { echo "==> $*"; }
+
+# One value of db.env, read without sourcing it: the scripts never export
+# the database passwords, so each process is handed only its own.
+db_env_value() {
+  [ -f "$DB_ENV" ] || return 0
+  sed -n "s/^$1=//p" "$DB_ENV" | tail -n 1
+}
 
 # The pid of a running service started by up.sh, or nothing.
 service_pid() {

@@ -12,9 +12,8 @@
 #   ninaivalaigal_memory  the memory-service's login: owns nothing, NOBYPASSRLS
 # Passwords are random, generated on first run and kept only in db.env.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-STATE_DIR="${NINAIVALAIGAL_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/ninaivalaigal}"
-DB_ENV="$STATE_DIR/db.env"
 DB_NAME=ninaivalaigal
 
 log() { echo "postgres: $*" >&2; }
@@ -69,18 +68,21 @@ random_password() {
 load_or_create_passwords() {
   mkdir -p "$STATE_DIR"
   chmod 700 "$STATE_DIR"
-  if [ -f "$DB_ENV" ]; then
-    # shellcheck disable=SC1090
-    . "$DB_ENV"
-  fi
-  OWNER_PASSWORD="${NINAIVALAIGAL_OWNER_DB_PASSWORD:-$(random_password)}"
-  AUTH_PASSWORD="${NINAIVALAIGAL_AUTH_DB_PASSWORD:-$(random_password)}"
-  MEMORY_PASSWORD="${NINAIVALAIGAL_MEMORY_DB_PASSWORD:-$(random_password)}"
+  OWNER_PASSWORD="$(db_env_value NINAIVALAIGAL_OWNER_DB_PASSWORD)"
+  AUTH_PASSWORD="$(db_env_value NINAIVALAIGAL_AUTH_DB_PASSWORD)"
+  MEMORY_PASSWORD="$(db_env_value NINAIVALAIGAL_MEMORY_DB_PASSWORD)"
+  OWNER_PASSWORD="${OWNER_PASSWORD:-$(random_password)}"
+  AUTH_PASSWORD="${AUTH_PASSWORD:-$(random_password)}"
+  MEMORY_PASSWORD="${MEMORY_PASSWORD:-$(random_password)}"
 }
 
 create_roles_and_database() {
-  as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$PGPORT" -d postgres \
-    -v owner_pw="$OWNER_PASSWORD" -v auth_pw="$AUTH_PASSWORD" -v memory_pw="$MEMORY_PASSWORD" <<'SQL'
+  # The passwords reach psql on its standard input, never on its command
+  # line, where any user of the machine could read them with `ps`.
+  {
+    printf '\\set owner_pw %s\n\\set auth_pw %s\n\\set memory_pw %s\n' \
+      "$OWNER_PASSWORD" "$AUTH_PASSWORD" "$MEMORY_PASSWORD"
+    cat <<'SQL'
 SET client_min_messages = warning;
 SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['ninaivalaigal_owner', 'ninaivalaigal_auth', 'ninaivalaigal_memory']) AS r
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
@@ -92,6 +94,7 @@ GRANT pg_signal_backend TO ninaivalaigal_owner;
 SELECT 'CREATE DATABASE ninaivalaigal OWNER ninaivalaigal_owner'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'ninaivalaigal') \gexec
 SQL
+  } | as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$PGPORT" -d postgres
 }
 
 write_db_env() {

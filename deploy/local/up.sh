@@ -13,10 +13,11 @@ chmod 700 "$STATE_DIR"
 
 say "PostgreSQL"
 bash "$REPO_ROOT/deploy/local/postgres.sh"
-set -a
-# shellcheck disable=SC1091
-. "$STATE_DIR/db.env"
-set +a
+# Not exported: each process below gets only the URL of its own role, and
+# the build gets none.
+MIGRATION_DATABASE_URL=$(db_env_value NINAIVALAIGAL_MIGRATION_DATABASE_URL)
+AUTH_DATABASE_URL=$(db_env_value NINAIVALAIGAL_AUTH_DATABASE_URL)
+MEMORY_DATABASE_URL=$(db_env_value NINAIVALAIGAL_MEMORY_DATABASE_URL)
 
 KEY_FILE="$STATE_DIR/jwt-ed25519.pem"
 if [ ! -s "$KEY_FILE" ]; then
@@ -31,7 +32,7 @@ say "building (cargo build --release)"
   --bin auth-service --bin memory-service --bin eM)
 
 say "migrating the database"
-"$BIN_DIR/ninaivalaigal-migrate"
+NINAIVALAIGAL_MIGRATION_DATABASE_URL="$MIGRATION_DATABASE_URL" "$BIN_DIR/ninaivalaigal-migrate"
 
 stop_service memory-service
 stop_service auth-service
@@ -46,11 +47,11 @@ start_service() {
 
 start_service auth-service \
   NINAIVALAIGAL_AUTH_LISTEN_ADDR="$AUTH_ADDR" \
-  NINAIVALAIGAL_DATABASE_URL="$NINAIVALAIGAL_AUTH_DATABASE_URL" \
+  NINAIVALAIGAL_DATABASE_URL="$AUTH_DATABASE_URL" \
   NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE="$KEY_FILE"
 start_service memory-service \
   NINAIVALAIGAL_MEMORY_LISTEN_ADDR="$MEMORY_ADDR" \
-  NINAIVALAIGAL_DATABASE_URL="$NINAIVALAIGAL_MEMORY_DATABASE_URL" \
+  NINAIVALAIGAL_DATABASE_URL="$MEMORY_DATABASE_URL" \
   NINAIVALAIGAL_AUTH_URL="$AUTH_URL"
 
 for name in auth-service memory-service; do
@@ -61,6 +62,19 @@ for name in auth-service memory-service; do
     tail -n 20 "$LOG_DIR/$name.log" >&2
     exit 1
   fi
+done
+
+# Each service holds its own database password and no other.
+for name in auth-service memory-service; do
+  pid=$(service_pid "$name")
+  for other in NINAIVALAIGAL_OWNER_DB_PASSWORD NINAIVALAIGAL_AUTH_DB_PASSWORD NINAIVALAIGAL_MEMORY_DB_PASSWORD; do
+    [ "$name:$other" = auth-service:NINAIVALAIGAL_AUTH_DB_PASSWORD ] && continue
+    [ "$name:$other" = memory-service:NINAIVALAIGAL_MEMORY_DB_PASSWORD ] && continue
+    if tr '\0' '\n' <"/proc/$pid/environ" | grep -qF -- "$(db_env_value "$other")"; then
+      echo "$name holds $other in its environment" >&2
+      exit 1
+    fi
+  done
 done
 
 bash "$REPO_ROOT/deploy/local/smoke.sh"
