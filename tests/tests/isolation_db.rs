@@ -12,7 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use ninaivalaigal_tests::{TestPair, cluster::Role, spawn_pair};
 use serde_json::json;
 
-#[derive(QueryableByName)]
+#[derive(Debug, QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -74,7 +74,6 @@ async fn a_transaction_sees_only_the_rows_of_the_user_it_names() {
             count(conn, "SELECT count(*) AS n FROM recording_contexts").await,
             1
         );
-        assert_eq!(count(conn, "SELECT count(*) AS n FROM users").await, 1);
         // Changing or deleting Alice's rows finds nothing to change.
         let updated = diesel::sql_query(format!(
             "UPDATE recording_contexts SET description = 'mine now' WHERE owner_id = {alice}"
@@ -104,7 +103,7 @@ async fn a_transaction_sees_only_the_rows_of_the_user_it_names() {
 async fn without_a_user_nothing_is_visible_and_the_setting_ends_with_the_transaction() {
     let (pair, alice, _bob) = arrange().await;
     let mut conn = pair.db.connect(Role::Memory).await;
-    for table in ["memories", "recording_contexts", "users"] {
+    for table in ["memories", "recording_contexts"] {
         let sql = format!("SELECT count(*) AS n FROM {table}");
         assert_eq!(
             count(&mut conn, &sql).await,
@@ -253,6 +252,41 @@ async fn the_service_role_owns_nothing_and_cannot_bypass_row_security() {
     .await
     .unwrap();
     assert_eq!(user.n, 1);
+}
+
+#[tokio::test]
+async fn the_service_role_cannot_read_accounts_or_more_of_the_revocation_list_than_it_needs() {
+    let (pair, alice, _bob) = arrange().await;
+    let mut conn = pair.db.connect(Role::Memory).await;
+    // Not even its own caller's account row, and never a password hash:
+    // with a user set or not, the table is out of reach.
+    for sql in [
+        "SELECT count(*) AS n FROM users",
+        "SELECT count(*) AS n FROM users WHERE password_hash <> ''",
+        "SELECT count(*) AS n FROM revoked_sessions WHERE user_id > 0",
+        "SELECT count(*) AS n FROM sessions",
+        "SELECT count(*) AS n FROM refresh_tokens",
+        "SELECT count(*) AS n FROM audit_events",
+    ] {
+        let refused = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                set_user(conn, alice).await;
+                diesel::sql_query(sql).get_result::<Count>(conn).await
+            })
+            .await
+            .expect_err(sql)
+            .to_string();
+        assert!(refused.contains("permission denied"), "{sql}: {refused}");
+    }
+    // What revocation polling needs still works.
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM (SELECT session_id, access_expires_at FROM revoked_sessions) r"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]

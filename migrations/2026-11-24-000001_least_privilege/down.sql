@@ -1,0 +1,4 @@
+REVOKE ALL ON revoked_sessions FROM ninaivalaigal_memory;
+GRANT SELECT ON users, revoked_sessions TO ninaivalaigal_memory;
+CREATE POLICY memory_service_own_user ON users FOR SELECT TO ninaivalaigal_memory
+    USING (id = NULLIF(current_setting('app.current_user_id', true), '')::bigint);
