@@ -9,6 +9,7 @@ pub mod input;
 pub mod keys;
 pub mod passwords;
 pub mod rpc;
+pub mod sessions;
 pub mod startup;
 pub mod throttle;
 pub mod tokens;

@@ -68,6 +68,7 @@ async fn insert_refresh_token(
 }
 
 /// What presenting a refresh token found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
     /// The token was unused and is now spent: its session may be rotated.
     Claimed(Uuid),
@@ -77,10 +78,37 @@ pub enum Claim {
     Unknown,
 }
 
+impl Claim {
+    /// The session of the token, when there is one.
+    pub fn session_id(self) -> Option<Uuid> {
+        match self {
+            Self::Claimed(session_id) | Self::AlreadyUsed(session_id) => Some(session_id),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// Spends a refresh token for Refresh: locks its session first (see [`lock`]
+/// for why this order), then claims the token. Call it in a transaction, which
+/// then holds the session's lock until it ends.
+pub async fn spend_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Claim> {
+    let Some(session_id) = find_refresh_token_session(conn, token_hash).await? else {
+        return Ok(Claim::Unknown);
+    };
+    if lock(conn, session_id).await?.is_none() {
+        return Ok(Claim::Unknown);
+    }
+    claim_refresh_token(conn, token_hash, now).await
+}
+
 /// Spends a refresh token. The conditional UPDATE makes this atomic: of two
 /// concurrent requests with the same token exactly one sees `Claimed` (even
 /// without the session lock that Refresh also holds).
-pub async fn claim_refresh_token(
+async fn claim_refresh_token(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
     now: DateTime<Utc>,
@@ -120,7 +148,7 @@ pub async fn find_refresh_token_session(
 /// before it spends the token, the same order (session, then refresh token)
 /// in which revocation and account deletion touch them, so they cannot
 /// deadlock; concurrent refreshes of one session run one after the other.
-pub async fn lock(conn: &mut AsyncPgConnection, session_id: Uuid) -> Result<Option<Session>> {
+async fn lock(conn: &mut AsyncPgConnection, session_id: Uuid) -> Result<Option<Session>> {
     Ok(sessions::table
         .find(session_id)
         .select(Session::as_select())

@@ -2,14 +2,16 @@
 //! bearer access token of a live session of an enabled admin account, checked
 //! against the database (not only the token's `role` claim).
 
+use std::net::IpAddr;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use ninaivalaigal::auth_v1::{self as pb, admin_service_server::AdminService};
+use ninaivalaigal::auth_v1 as pb;
 use serde_json::json;
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tonic::metadata::MetadataMap;
 
-use super::{AdminRpc, Caller, client_addr, convert};
+use super::{AuthState, Caller, convert};
 use crate::{
     audit::{AuditEvent, Event},
     db::{self, models::User, sessions::RevokeReason},
@@ -20,36 +22,39 @@ use crate::{
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 500;
 
-impl AdminRpc {
-    async fn admin(&self, metadata: &MetadataMap, conn: &mut AsyncPgConnection) -> Result<Caller> {
-        let caller = self.state.authenticate(metadata, conn).await?;
-        if !caller.user.is_admin() {
-            return Err(Error::PermissionDenied(
-                "this needs an administrator account (role admin)".into(),
-            ));
-        }
-        Ok(caller)
+/// The caller, who must be an administrator.
+async fn admin(
+    state: &AuthState,
+    metadata: &MetadataMap,
+    conn: &mut AsyncPgConnection,
+) -> Result<Caller> {
+    let caller = state.authenticate(metadata, conn).await?;
+    if !caller.user.is_admin() {
+        return Err(Error::PermissionDenied(
+            "this needs an administrator account (role admin)".into(),
+        ));
     }
+    Ok(caller)
+}
 
-    /// The account an admin names by email, which must not be the admin's
-    /// own, locked for the rest of the transaction.
-    async fn target(
-        conn: &mut AsyncPgConnection,
-        caller: &Caller,
-        email: &str,
-        action: &str,
-    ) -> Result<User> {
-        let email = Email::parse(email)?;
-        let user = db::users::find_by_email_for_update(conn, email.as_str())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no account has email {email}")))?;
-        if user.id == caller.user.id {
-            return Err(Error::FailedPrecondition(format!(
-                "you cannot {action} your own account; ask another administrator"
-            )));
-        }
-        Ok(user)
+/// The account an admin names by email, which must not be the admin's
+/// own, locked for the rest of the transaction.
+async fn target(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    email: &str,
+    action: &str,
+) -> Result<User> {
+    let email = Email::parse(email)?;
+    let user = db::users::find_by_email_for_update(conn, email.as_str())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no account has email {email}")))?;
+    if user.id == caller.user.id {
+        return Err(Error::FailedPrecondition(format!(
+            "you cannot {action} your own account; ask another administrator"
+        )));
     }
+    Ok(user)
 }
 
 fn page_token(last_id: i64) -> String {
@@ -72,128 +77,119 @@ fn parse_page_token(token: &str) -> Result<i64> {
         })
 }
 
-#[tonic::async_trait]
-impl AdminService for AdminRpc {
-    #[tracing::instrument(skip_all)]
-    async fn list_users(
-        &self,
-        request: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let client = client_addr(&request);
-        let (metadata, _, request) = request.into_parts();
-        let mut conn = db::connection(&self.state.pool).await?;
-        let caller = self.admin(&metadata, &mut conn).await?;
-        let page_size = match i64::from(request.page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            size if size < 0 => {
-                return Err(Error::InvalidArgument("page_size must not be negative".into()).into());
-            }
-            size => size.min(MAX_PAGE_SIZE),
-        };
-        let after = parse_page_token(&request.page_token)?;
-        let mut users = db::users::page(&mut conn, after, page_size + 1).await?;
-        let next_page_token = if users.len() as i64 > page_size {
-            users.truncate(page_size as usize);
-            users
-                .last()
-                .map(|user| page_token(user.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        AuditEvent::new(Event::AdminListUsers, client)
-            .actor(caller.user.id)
-            .detail(json!({ "count": users.len() }))
-            .record(&mut conn)
-            .await?;
-        Ok(Response::new(pb::ListUsersResponse {
-            users: users.iter().map(convert::user).collect(),
-            next_page_token,
-        }))
-    }
+#[tracing::instrument(skip_all)]
+pub async fn list_users(
+    state: &AuthState,
+    client: Option<IpAddr>,
+    metadata: &MetadataMap,
+    request: pb::ListUsersRequest,
+) -> Result<pb::ListUsersResponse> {
+    let mut conn = db::connection(&state.pool).await?;
+    let caller = admin(state, metadata, &mut conn).await?;
+    let page_size = match i64::from(request.page_size) {
+        0 => DEFAULT_PAGE_SIZE,
+        size if size < 0 => {
+            return Err(Error::InvalidArgument(
+                "page_size must not be negative".into(),
+            ));
+        }
+        size => size.min(MAX_PAGE_SIZE),
+    };
+    let after = parse_page_token(&request.page_token)?;
+    let mut users = db::users::page(&mut conn, after, page_size + 1).await?;
+    let next_page_token = if users.len() as i64 > page_size {
+        users.truncate(page_size as usize);
+        users
+            .last()
+            .map(|user| page_token(user.id))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    AuditEvent::new(Event::AdminListUsers, client)
+        .actor(caller.user.id)
+        .detail(json!({ "count": users.len() }))
+        .record(&mut conn)
+        .await?;
+    Ok(pb::ListUsersResponse {
+        users: users.iter().map(convert::user).collect(),
+        next_page_token,
+    })
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn disable_user(
-        &self,
-        request: Request<pb::DisableUserRequest>,
-    ) -> Result<Response<pb::DisableUserResponse>, Status> {
-        let client = client_addr(&request);
-        let (metadata, _, request) = request.into_parts();
-        let mut conn = db::connection(&self.state.pool).await?;
-        let caller = self.admin(&metadata, &mut conn).await?;
-        let now = Utc::now();
-        let user = conn
-            .transaction(async |conn| {
-                let target = Self::target(conn, &caller, &request.email, "disable").await?;
-                let user = db::users::disable(conn, target.id, now).await?;
-                let revoked = db::sessions::revoke_all_of_user(
-                    conn,
-                    target.id,
-                    RevokeReason::UserDisabled,
-                    now,
-                )
-                .await?;
-                AuditEvent::new(Event::AdminDisableUser, client)
-                    .actor(caller.user.id)
-                    .user(target.id)
-                    .email(&target.email)
-                    .detail(json!({ "sessions_revoked": revoked }))
-                    .record(conn)
+#[tracing::instrument(skip_all)]
+pub async fn disable_user(
+    state: &AuthState,
+    client: Option<IpAddr>,
+    metadata: &MetadataMap,
+    request: pb::DisableUserRequest,
+) -> Result<pb::DisableUserResponse> {
+    let mut conn = db::connection(&state.pool).await?;
+    let caller = admin(state, metadata, &mut conn).await?;
+    let now = Utc::now();
+    let user = conn
+        .transaction(async |conn| {
+            let target = target(conn, &caller, &request.email, "disable").await?;
+            let user = db::users::disable(conn, target.id, now).await?;
+            let revoked =
+                db::sessions::revoke_all_of_user(conn, target.id, RevokeReason::UserDisabled, now)
                     .await?;
-                Ok::<_, Error>(user)
-            })
-            .await?;
-        tracing::info!(
-            user_id = user.id,
-            admin_id = caller.user.id,
-            "account disabled"
-        );
-        Ok(Response::new(pb::DisableUserResponse {
-            user: Some(convert::user(&user)),
-        }))
-    }
+            AuditEvent::new(Event::AdminDisableUser, client)
+                .actor(caller.user.id)
+                .user(target.id)
+                .email(&target.email)
+                .detail(json!({ "sessions_revoked": revoked }))
+                .record(conn)
+                .await?;
+            Ok::<_, Error>(user)
+        })
+        .await?;
+    tracing::info!(
+        user_id = user.id,
+        admin_id = caller.user.id,
+        "account disabled"
+    );
+    Ok(pb::DisableUserResponse {
+        user: Some(convert::user(&user)),
+    })
+}
 
-    #[tracing::instrument(skip_all)]
-    async fn delete_user(
-        &self,
-        request: Request<pb::DeleteUserRequest>,
-    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let client = client_addr(&request);
-        let (metadata, _, request) = request.into_parts();
-        let mut conn = db::connection(&self.state.pool).await?;
-        let caller = self.admin(&metadata, &mut conn).await?;
-        let now = Utc::now();
-        let deleted_id = conn
-            .transaction(async |conn| {
-                let target = Self::target(conn, &caller, &request.email, "delete").await?;
-                // Revocations first: deleting the account cascades to its
-                // sessions, and the revocation list has no foreign key, so
-                // the memory-service keeps refusing their tokens.
-                let revoked = db::sessions::revoke_all_of_user(
-                    conn,
-                    target.id,
-                    RevokeReason::UserDeleted,
-                    now,
-                )
-                .await?;
-                db::users::delete(conn, target.id).await?;
-                AuditEvent::new(Event::AdminDeleteUser, client)
-                    .actor(caller.user.id)
-                    .user(target.id)
-                    .email(&target.email)
-                    .detail(json!({ "sessions_revoked": revoked }))
-                    .record(conn)
+#[tracing::instrument(skip_all)]
+pub async fn delete_user(
+    state: &AuthState,
+    client: Option<IpAddr>,
+    metadata: &MetadataMap,
+    request: pb::DeleteUserRequest,
+) -> Result<pb::DeleteUserResponse> {
+    let mut conn = db::connection(&state.pool).await?;
+    let caller = admin(state, metadata, &mut conn).await?;
+    let now = Utc::now();
+    let deleted_id = conn
+        .transaction(async |conn| {
+            let target = target(conn, &caller, &request.email, "delete").await?;
+            // Revocations first: deleting the account cascades to its
+            // sessions, and the revocation list has no foreign key, so
+            // the memory-service keeps refusing their tokens.
+            let revoked =
+                db::sessions::revoke_all_of_user(conn, target.id, RevokeReason::UserDeleted, now)
                     .await?;
-                Ok::<_, Error>(target.id)
-            })
-            .await?;
-        tracing::info!(
-            user_id = deleted_id,
-            admin_id = caller.user.id,
-            "account deleted"
-        );
-        Ok(Response::new(pb::DeleteUserResponse {}))
-    }
+            db::users::delete(conn, target.id).await?;
+            AuditEvent::new(Event::AdminDeleteUser, client)
+                .actor(caller.user.id)
+                .user(target.id)
+                .email(&target.email)
+                .detail(json!({ "sessions_revoked": revoked }))
+                .record(conn)
+                .await?;
+            Ok::<_, Error>(target.id)
+        })
+        .await?;
+    tracing::info!(
+        user_id = deleted_id,
+        admin_id = caller.user.id,
+        "account deleted"
+    );
+    Ok(pb::DeleteUserResponse {})
 }
 
 #[cfg(test)]

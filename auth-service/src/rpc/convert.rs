@@ -3,20 +3,11 @@
 use chrono::{DateTime, Utc};
 use ninaivalaigal::auth_v1 as pb;
 use prost_types::Timestamp;
-use uuid::Uuid;
 
 use crate::{
     db::models::{ROLE_ADMIN, User},
-    tokens::AccessToken,
+    sessions::IssuedSession,
 };
-
-/// A session just opened or rotated, with its secrets (sent once, never stored).
-pub struct IssuedSession {
-    pub session_id: Uuid,
-    pub access: AccessToken,
-    pub refresh_token: String,
-    pub refresh_expires_at: DateTime<Utc>,
-}
 
 pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp {

@@ -1,4 +1,6 @@
-//! gRPC handlers of the auth-service and what they share.
+//! gRPC handlers of the auth-service and what they share. The trait impls
+//! here only take the request apart; each RPC is one function in `auth` or
+//! `admin`.
 
 mod admin;
 mod auth;
@@ -6,13 +8,13 @@ mod convert;
 
 use std::{collections::HashSet, net::IpAddr, sync::Arc};
 
-use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use ninaivalaigal::{
+    auth_v1::{self as pb, admin_service_server::AdminService, auth_service_server::AuthService},
     db::PgPool,
     token::{Claims, TokenError},
 };
-use tonic::{Request, metadata::MetadataMap};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
     db::{
@@ -21,6 +23,7 @@ use crate::{
     },
     error::{Error, Result},
     passwords::Passwords,
+    sessions::Issuer,
     throttle::LoginThrottle,
     tokens::TokenSigner,
 };
@@ -127,54 +130,102 @@ impl AuthState {
         })
     }
 
-    /// Creates a session for `user` and returns it with its tokens. Call it
-    /// in a transaction: the account row is share-locked and checked again,
-    /// so an account disabled or deleted since it was read gets no session.
-    async fn open_session(
-        &self,
-        conn: &mut AsyncPgConnection,
-        user: &User,
-    ) -> Result<convert::IssuedSession> {
-        let current = db::users::find_by_id_for_share(conn, user.id).await?;
-        match current {
-            Some(current) if current.disabled_at.is_none() => {}
-            Some(_) => {
-                return Err(Error::PermissionDenied(
-                    "this account has been disabled; contact an administrator".into(),
-                ));
-            }
-            None => {
-                return Err(Error::Unauthenticated(
-                    "email or password is incorrect".into(),
-                ));
-            }
+    /// What opening and rotating sessions needs of the state.
+    fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            signer: &self.signer,
+            refresh_lifetime: self.refresh_lifetime,
         }
-        let now = Utc::now();
-        let session_id = uuid::Uuid::new_v4();
-        let access = self.signer.sign(user, session_id)?;
-        let refresh_token = crate::tokens::new_refresh_token();
-        let expires_at = now + self.refresh_lifetime;
-        let session = Session {
-            id: session_id,
-            user_id: user.id,
-            created_at: now,
-            refreshed_at: now,
-            expires_at,
-            access_expires_at: access.expires_at,
-            revoked_at: None,
-            revoked_reason: None,
-        };
-        db::sessions::create(
-            conn,
-            &session,
-            crate::tokens::refresh_token_hash(&refresh_token),
-        )
-        .await?;
-        Ok(convert::IssuedSession {
-            session_id,
-            access,
-            refresh_token,
-            refresh_expires_at: expires_at,
-        })
+    }
+}
+
+// Each handler hands what it needs of the request (remote address, metadata,
+// message) to its function in `auth` or `admin`.
+
+#[tonic::async_trait]
+impl AuthService for AuthRpc {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let client = client_addr(&request);
+        let response = auth::register(&self.state, client, request.into_inner()).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let client = client_addr(&request);
+        let response = auth::login(&self.state, client, request.into_inner()).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
+        let client = client_addr(&request);
+        let response = auth::refresh(&self.state, client, request.into_inner()).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let client = client_addr(&request);
+        let (metadata, _, request) = request.into_parts();
+        let response = auth::logout(&self.state, client, &metadata, request).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let response = auth::who_am_i(&self.state, request.metadata()).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_jwks(
+        &self,
+        _: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(auth::jwks(&self.state)))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminRpc {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let client = client_addr(&request);
+        let (metadata, _, request) = request.into_parts();
+        let response = admin::list_users(&self.state, client, &metadata, request).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        let client = client_addr(&request);
+        let (metadata, _, request) = request.into_parts();
+        let response = admin::disable_user(&self.state, client, &metadata, request).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let client = client_addr(&request);
+        let (metadata, _, request) = request.into_parts();
+        let response = admin::delete_user(&self.state, client, &metadata, request).await?;
+        Ok(Response::new(response))
     }
 }
