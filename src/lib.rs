@@ -3,6 +3,7 @@
 //! every binary shares (settings, telemetry, shutdown, health and reflection).
 //! Nothing here depends on a service.
 
+pub mod bearer;
 pub mod grpc;
 pub mod json;
 pub mod shutdown;
