@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod json;
 pub mod shutdown;
 pub mod telemetry;
+pub mod timestamp;
 pub mod token;
 
 #[cfg(feature = "db")]
