@@ -1,11 +1,14 @@
 //! The shared kernel of Ninaivalaigal: the gRPC contracts generated from
-//! `proto/`, the access-token claims and their verification, and the plumbing
-//! every binary shares (settings, telemetry, shutdown, health and reflection).
-//! Nothing here depends on a service.
+//! `proto/`, the access-token claims and their verification, the request
+//! pieces every service reads the same way (bearer tokens, timestamps, page
+//! sizes and page tokens), and the plumbing every binary shares (settings,
+//! telemetry, shutdown, health and reflection). Nothing here depends on a
+//! service.
 
 pub mod bearer;
 pub mod grpc;
 pub mod json;
+pub mod paging;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timestamp;

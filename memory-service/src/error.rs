@@ -3,7 +3,7 @@
 //! and never sent.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use ninaivalaigal::bearer::BearerError;
+use ninaivalaigal::{bearer::BearerError, paging::PagingError};
 use tonic::Status;
 
 /// Everything a handler can fail with.
@@ -41,6 +41,16 @@ pub enum Error {
 impl From<BearerError> for Error {
     fn from(error: BearerError) -> Self {
         Self::Unauthenticated(error.to_string())
+    }
+}
+
+impl From<PagingError> for Error {
+    fn from(error: PagingError) -> Self {
+        if error.is_client_error() {
+            Self::InvalidArgument(error.to_string())
+        } else {
+            Self::Internal(error.to_string())
+        }
     }
 }
 
