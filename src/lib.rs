@@ -1,13 +1,17 @@
 //! The shared kernel of Ninaivalaigal: the gRPC contracts generated from
-//! `proto/`, the access-token claims and their verification, and the plumbing
-//! every binary shares (settings, telemetry, shutdown) and, with the `server`
-//! feature, the frame both services are served in.
-//! Nothing here depends on a service.
+//! `proto/`, the access-token claims and their verification, the request
+//! pieces every service reads the same way (bearer tokens, timestamps, page
+//! sizes and page tokens), the plumbing every binary shares (settings,
+//! telemetry, shutdown) and, with the `server` feature, the frame both
+//! services are served in. Nothing here depends on a service.
 
+pub mod bearer;
 pub mod json;
+pub mod paging;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod timestamp;
 pub mod token;
 
 #[cfg(feature = "server")]

@@ -6,9 +6,10 @@
 //! exactly one algorithm, requires `exp`, `nbf`, `iss`, `aud` and `sub`, and
 //! allows a small, configurable clock leeway.
 
-use std::{collections::HashMap, sync::RwLock, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header, errors::ErrorKind};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -211,10 +212,7 @@ impl TokenVerifier {
             decoded.insert(kid.to_owned(), DecodingKey::from_ed_components(x)?);
         }
         let count = decoded.len();
-        let mut guard = self
-            .keys
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut guard = self.keys.write();
         if let Keys::Ed25519(current) = &mut *guard {
             *current = decoded;
         }
@@ -228,10 +226,7 @@ impl TokenVerifier {
 
     /// True when an EdDSA verifier knows the given key id.
     pub fn knows_kid(&self, kid: &str) -> bool {
-        let guard = self
-            .keys
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let guard = self.keys.read();
         match &*guard {
             Keys::Shared(_) => true,
             Keys::Ed25519(keys) => keys.contains_key(kid),
@@ -244,10 +239,7 @@ impl TokenVerifier {
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(TokenError::WrongAlgorithm);
         }
-        let guard = self
-            .keys
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let guard = self.keys.read();
         let key = match &*guard {
             Keys::Shared(key) => key,
             Keys::Ed25519(keys) => header

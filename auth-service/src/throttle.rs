@@ -11,12 +11,12 @@ use std::{
     hash::Hash,
     net::IpAddr,
     num::NonZeroU32,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use parking_lot::Mutex;
 
 /// Throttles failures of one kind of key.
 struct FailureLimiter<K: Hash + Eq + Clone> {
@@ -38,10 +38,7 @@ impl<K: Hash + Eq + Clone> FailureLimiter<K> {
 
     /// How long `key` must still wait, if it is blocked.
     fn blocked(&self, key: &K) -> Option<Duration> {
-        let blocked = self
-            .blocked_until
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let blocked = self.blocked_until.lock();
         let until = *blocked.get(key)?;
         until.checked_duration_since(Instant::now())
     }
@@ -50,10 +47,7 @@ impl<K: Hash + Eq + Clone> FailureLimiter<K> {
     fn fail(&self, key: &K) -> Option<Duration> {
         let not_until = self.limiter.check_key(key).err()?;
         let wait = not_until.wait_time_from(self.limiter.clock().now());
-        let mut blocked = self
-            .blocked_until
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut blocked = self.blocked_until.lock();
         blocked.insert(key.clone(), Instant::now() + wait);
         Some(wait)
     }
@@ -62,10 +56,7 @@ impl<K: Hash + Eq + Clone> FailureLimiter<K> {
     fn prune(&self) {
         self.limiter.retain_recent();
         let now = Instant::now();
-        self.blocked_until
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .retain(|_, until| *until > now);
+        self.blocked_until.lock().retain(|_, until| *until > now);
     }
 }
 

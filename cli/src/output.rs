@@ -57,10 +57,10 @@ pub fn print_failure(json: bool, failure: &Failure) {
     }
 }
 
-/// A protobuf time as UTC.
+/// A time a server sent, for display: `None` when it sent none, or one a
+/// `Timestamp` cannot hold (shown blank rather than failing the command).
 pub fn time(timestamp: Option<Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+    ninaivalaigal::timestamp::from_timestamp("time", &timestamp?).ok()
 }
 
 fn human_time(time: Option<DateTime<Utc>>) -> String {

@@ -9,7 +9,10 @@
 //! processes (a shell and the MCP server) spend each refresh token once.
 
 use chrono::{DateTime, Utc};
-use ninaivalaigal::auth_v1::{self, RefreshRequest, auth_service_client::AuthServiceClient};
+use ninaivalaigal::{
+    auth_v1::{self, RefreshRequest, auth_service_client::AuthServiceClient},
+    timestamp::from_timestamp,
+};
 use prost_types::Timestamp;
 use tonic::{Code, transport::Channel};
 
@@ -141,9 +144,15 @@ pub fn credentials_for(
         user_id: user.id,
         session_id: session.session_id,
         access_token: session.access_token,
-        access_token_expire_time: time(session.access_token_expire_time)?,
+        access_token_expire_time: time(
+            "access_token_expire_time",
+            session.access_token_expire_time,
+        )?,
         refresh_token: session.refresh_token,
-        refresh_token_expire_time: time(session.refresh_token_expire_time)?,
+        refresh_token_expire_time: time(
+            "refresh_token_expire_time",
+            session.refresh_token_expire_time,
+        )?,
         obtain_time: now,
         server_url: server_url.to_owned(),
         auth_url: auth_url.to_owned(),
@@ -162,20 +171,29 @@ fn renew(
             session.session_id
         },
         access_token: session.access_token,
-        access_token_expire_time: time(session.access_token_expire_time)?,
+        access_token_expire_time: time(
+            "access_token_expire_time",
+            session.access_token_expire_time,
+        )?,
         refresh_token: session.refresh_token,
-        refresh_token_expire_time: time(session.refresh_token_expire_time)?,
+        refresh_token_expire_time: time(
+            "refresh_token_expire_time",
+            session.refresh_token_expire_time,
+        )?,
         obtain_time: now,
         ..saved.clone()
     })
 }
 
-fn time(timestamp: Option<Timestamp>) -> Result<DateTime<Utc>, Failure> {
-    timestamp
-        .and_then(|timestamp| {
-            DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
-        })
-        .ok_or_else(incomplete_session)
+/// A session's required time; `field` names it if it is not valid.
+fn time(field: &'static str, timestamp: Option<Timestamp>) -> Result<DateTime<Utc>, Failure> {
+    let timestamp = timestamp.ok_or_else(incomplete_session)?;
+    from_timestamp(field, &timestamp).map_err(|error| {
+        Failure::new(
+            Kind::Other,
+            format!("the auth-service sent a session with an invalid time: {error}"),
+        )
+    })
 }
 
 fn incomplete_session() -> Failure {
@@ -249,6 +267,30 @@ mod tests {
         assert_eq!(renewed.access_token, "new-access");
         assert_eq!(renewed.refresh_token, "new-refresh");
         assert_eq!(renewed.obtain_time, now);
+    }
+
+    #[test]
+    fn a_session_with_an_invalid_expiry_is_refused_naming_the_field() {
+        let saved = sample();
+        let session = auth_v1::Session {
+            access_token: "a".to_owned(),
+            access_token_expire_time: Some(Timestamp {
+                seconds: Utc::now().timestamp(),
+                nanos: 0,
+            }),
+            refresh_token_expire_time: Some(Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let failure = renew(&saved, session, Utc::now()).unwrap_err();
+        assert_eq!(failure.kind, Kind::Other);
+        assert!(
+            failure.message.contains("refresh_token_expire_time"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ use std::{
 
 use futures::future::BoxFuture;
 use http::HeaderMap;
-use ninaivalaigal::token::{AuthenticatedUser, TokenError, TokenVerifier};
+use ninaivalaigal::{
+    bearer,
+    token::{AuthenticatedUser, TokenError, TokenVerifier},
+};
 use tonic::{Status, body::Body, server::NamedService};
 use tower::{Layer, Service};
 
@@ -44,7 +47,7 @@ impl Authenticator {
 
     /// The verified caller of a request with these headers.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<AuthenticatedUser, Error> {
-        let token = bearer_token(headers)?;
+        let token = bearer::from_headers(headers)?;
         if let Some(jwks) = &self.jwks
             && !jwks.has_keys()
         {
@@ -70,29 +73,6 @@ impl Authenticator {
         }
         Ok(claims.into())
     }
-}
-
-/// The token of an `authorization: Bearer <token>` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
-    let usage = "authorization header must be `Bearer <access token>`";
-    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
-        Error::Unauthenticated(
-            "missing access token: send `authorization: Bearer <access token>` (log in with `eM login`)"
-                .into(),
-        )
-    })?;
-    let value = value
-        .to_str()
-        .map_err(|_| Error::Unauthenticated(usage.into()))?;
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| Error::Unauthenticated(usage.into()))?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(Error::Unauthenticated(usage.into()));
-    }
-    Ok(token)
 }
 
 /// Wraps a service so that only authenticated requests reach it.
@@ -162,25 +142,4 @@ where
 
 impl<S: NamedService> NamedService for RequireUser<S> {
     const NAME: &'static str = S::NAME;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
-        headers
-    }
-
-    #[test]
-    fn bearer_tokens_are_read_strictly() {
-        assert_eq!(bearer_token(&headers("Bearer abc")).unwrap(), "abc");
-        assert_eq!(bearer_token(&headers("bearer  abc ")).unwrap(), "abc");
-        for bad in ["abc", "Basic abc", "Bearer ", "Bearer"] {
-            assert!(bearer_token(&headers(bad)).is_err(), "{bad}");
-        }
-        assert!(bearer_token(&HeaderMap::new()).is_err());
-    }
 }

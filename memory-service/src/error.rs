@@ -3,6 +3,7 @@
 //! and never sent.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use ninaivalaigal::{bearer::BearerError, paging::PagingError};
 use tonic::Status;
 
 /// Everything a handler can fail with.
@@ -35,6 +36,22 @@ pub enum Error {
     /// No database connection could be had.
     #[error("database connection pool: {0}")]
     Pool(#[from] bb8::RunError<diesel_async::pooled_connection::PoolError>),
+}
+
+impl From<BearerError> for Error {
+    fn from(error: BearerError) -> Self {
+        Self::Unauthenticated(error.to_string())
+    }
+}
+
+impl From<PagingError> for Error {
+    fn from(error: PagingError) -> Self {
+        if error.is_client_error() {
+            Self::InvalidArgument(error.to_string())
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
 }
 
 /// Result of the memory-service's operations.

@@ -42,6 +42,15 @@ impl ContextName {
         Ok(Self(name.to_owned()))
     }
 
+    /// Parses an optional name: empty means none.
+    pub fn parse_optional(field: &str, name: &str) -> Result<Option<Self>, Error> {
+        if name.is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(field, name).map(Some)
+        }
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -120,18 +129,6 @@ impl Description {
     }
 }
 
-/// A page size: 0 means the default, more than the maximum is lowered to it
-/// (as Google's API design guide asks), negative is an error.
-pub fn page_size(value: i32, default: i64, max: i64) -> Result<i64, Error> {
-    match value {
-        0 => Ok(default),
-        n if n < 0 => Err(Error::InvalidArgument(format!(
-            "page_size must not be negative (got {n})"
-        ))),
-        n => Ok(i64::from(n).min(max)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +149,13 @@ mod tests {
         ] {
             assert!(ContextName::parse("name", bad).is_err(), "{bad}");
         }
+        assert_eq!(ContextName::parse_optional("context", "").unwrap(), None);
+        assert!(
+            ContextName::parse_optional("context", "a")
+                .unwrap()
+                .is_some()
+        );
+        assert!(ContextName::parse_optional("context", "-a").is_err());
     }
 
     #[test]
@@ -161,13 +165,5 @@ mod tests {
         for bad in ["", " note", "note\n", "a\0b", &"t".repeat(65)] {
             assert!(MemoryType::parse("type", bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn page_sizes() {
-        assert_eq!(page_size(0, 50, 1000).unwrap(), 50);
-        assert_eq!(page_size(7, 50, 1000).unwrap(), 7);
-        assert_eq!(page_size(5000, 50, 1000).unwrap(), 1000);
-        assert!(page_size(-1, 50, 1000).is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod input;
 pub mod jwks;
 pub mod paging;
+pub mod recall;
 pub mod revocation;
 pub mod rpc;
 pub mod startup;

@@ -3,11 +3,12 @@
 //! rows that still matter (their access tokens have not expired) every poll
 //! interval, so a revoked access token stops working within that interval.
 
-use std::{collections::HashSet, sync::RwLock, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ninaivalaigal::db::PgPool;
+use parking_lot::RwLock;
 use uuid::Uuid;
 
 use crate::{db::schema::revoked_sessions, error::Result};
@@ -21,10 +22,7 @@ pub struct RevocationList {
 impl RevocationList {
     /// True when the session was revoked.
     pub fn is_revoked(&self, session_id: &Uuid) -> bool {
-        self.revoked
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .contains(session_id)
+        self.revoked.read().contains(session_id)
     }
 
     /// Reloads the list from the database; returns its size.
@@ -39,10 +37,7 @@ impl RevocationList {
             .into_iter()
             .collect();
         let count = ids.len();
-        *self
-            .revoked
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = ids;
+        *self.revoked.write() = ids;
         Ok(count)
     }
 

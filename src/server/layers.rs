@@ -193,14 +193,38 @@ where
         Box::pin(async move {
             let response = tokio::time::timeout_at(deadline, inner.call(request)).await;
             drop(permit);
-            response.unwrap_or_else(|_| {
-                Ok(Status::deadline_exceeded(format!(
+            match response {
+                Ok(Ok(response)) => Ok(decode_failures_are_invalid_argument(response)),
+                Ok(Err(infallible)) => match infallible {},
+                Err(_) => Ok(Status::deadline_exceeded(format!(
                     "the request did not complete within its deadline of {} ms",
                     timeout.as_millis()
                 ))
-                .into_http())
-            })
+                .into_http()),
+            }
         })
+    }
+}
+
+/// How the protobuf decoder describes a message it cannot decode.
+const DECODE_FAILURE: &str = "failed to decode Protobuf message";
+
+/// A request that does not decode is the client's fault, yet the decoder
+/// answers INTERNAL: say INVALID_ARGUMENT, and name the nesting limit, the
+/// usual cause with well-formed clients.
+fn decode_failures_are_invalid_argument(response: http::Response<Body>) -> http::Response<Body> {
+    match Status::from_header_map(response.headers()) {
+        Some(status)
+            if status.code() == tonic::Code::Internal
+                && status.message().starts_with(DECODE_FAILURE) =>
+        {
+            Status::invalid_argument(format!(
+                "the request is not a valid message for this RPC ({}); values may nest at most 100 messages deep, about 50 levels of JSON",
+                status.message()
+            ))
+            .into_http()
+        }
+        _ => response,
     }
 }
 

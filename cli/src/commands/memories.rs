@@ -1,7 +1,10 @@
 //! remember, recall, forget.
 
 use chrono::{DateTime, Utc};
-use ninaivalaigal::memory_v1::{ForgetRequest, RecallRequest, RememberRequest};
+use ninaivalaigal::{
+    memory_v1::{ForgetRequest, RecallRequest, RememberRequest},
+    timestamp::to_timestamp,
+};
 use prost_types::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -90,6 +93,8 @@ pub struct RecallQuery {
 /// Up to `limit` memories, newest first, across as many pages as needed.
 pub async fn recall(app: &App, query: &RecallQuery) -> Result<RecallView, Failure> {
     let limit = query.limit.max(1);
+    let start_time = bound("since", query.since)?;
+    let end_time = bound("until", query.until)?;
     let mut memories = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -99,8 +104,8 @@ pub async fn recall(app: &App, query: &RecallQuery) -> Result<RecallView, Failur
             all_contexts: query.all_contexts,
             query: query.query.clone().unwrap_or_default(),
             r#type: query.kind.clone().unwrap_or_default(),
-            start_time: query.since.map(timestamp),
-            end_time: query.until.map(timestamp),
+            start_time,
+            end_time,
             page_size: i32::try_from(remaining.min(MAX_PAGE)).unwrap_or(50),
             page_token: page_token.clone(),
         };
@@ -149,11 +154,11 @@ fn context_hints(failure: Failure) -> Failure {
         .hint_if(Kind::NotFound, "run `eM contexts` to see your contexts")
 }
 
-fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+/// A `since`/`until` bound as a `Timestamp`, or a usage error naming it.
+fn bound(field: &'static str, time: Option<DateTime<Utc>>) -> Result<Option<Timestamp>, Failure> {
+    time.map(|time| to_timestamp(field, time))
+        .transpose()
+        .map_err(|error| Failure::new(Kind::Usage, error.to_string()))
 }
 
 #[cfg(test)]
@@ -168,6 +173,23 @@ mod tests {
             parse_memory(r#" {"type": "note", "data": {"message": "hi", "n": [1, 2]}} "#).unwrap();
         assert_eq!(kind, "note");
         assert_eq!(Json::Object(data), json!({"message": "hi", "n": [1, 2]}));
+    }
+
+    #[test]
+    fn time_bounds_a_timestamp_cannot_hold_are_usage_errors() {
+        let time = DateTime::from_timestamp(1_700_000_000, 5).unwrap();
+        assert_eq!(
+            bound("since", Some(time)).unwrap(),
+            Some(Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 5
+            })
+        );
+        assert_eq!(bound("since", None).unwrap(), None);
+        let far = chrono::TimeZone::with_ymd_and_hms(&Utc, 10_000, 1, 1, 0, 0, 0).unwrap();
+        let failure = bound("until", Some(far)).unwrap_err();
+        assert_eq!(failure.kind, Kind::Usage);
+        assert!(failure.message.starts_with("until is not a valid time"));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Queries on `memories`. Row-level security limits every one of them to the
 //! caller's rows; none filters by owner itself.
 
-use chrono::{DateTime, Utc};
 use diesel::{
     dsl::sql,
     prelude::*,
@@ -13,22 +12,7 @@ use super::{
     models::{MemoryRow, NewMemory},
     schema::{memories, recording_contexts},
 };
-use crate::error::Result;
-
-/// Which memories Recall wants.
-#[derive(Clone, Debug, Default)]
-pub struct Selection {
-    /// Only this context (else every context of the caller).
-    pub context_id: Option<i64>,
-    /// Only this type.
-    pub memory_type: Option<String>,
-    /// Created at or after.
-    pub start: Option<DateTime<Utc>>,
-    /// Created before.
-    pub end: Option<DateTime<Utc>>,
-    /// Full-text query, web-search syntax.
-    pub text: Option<String>,
-}
+use crate::{error::Result, paging::Position, recall::RecallQuery};
 
 /// Inserts a memory and returns it.
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory<'_>) -> Result<MemoryRow> {
@@ -39,15 +23,17 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory<'_>) -> Result
         .await?)
 }
 
-/// Up to `limit` selected memories with their context's name, newest first,
-/// after the position (`created_at`, `id`) if given.
+/// One page of `query`'s memories (plus one more, to tell whether another
+/// page follows; see `PageSize::fetch_limit`) with their context's name,
+/// newest first: in the context `context_id` (every context if `None`),
+/// after `after` if given.
 pub async fn recall(
     conn: &mut AsyncPgConnection,
-    selection: &Selection,
-    after: Option<(DateTime<Utc>, i64)>,
-    limit: i64,
+    query: &RecallQuery,
+    context_id: Option<i64>,
+    after: Option<Position>,
 ) -> Result<Vec<(MemoryRow, String)>> {
-    let mut query = memories::table
+    let mut select = memories::table
         .inner_join(
             recording_contexts::table.on(recording_contexts::owner_id
                 .eq(memories::owner_id)
@@ -55,36 +41,36 @@ pub async fn recall(
         )
         .select((MemoryRow::as_select(), recording_contexts::name))
         .order((memories::created_at.desc(), memories::id.desc()))
-        .limit(limit)
+        .limit(query.page_size.fetch_limit())
         .into_boxed();
-    if let Some(context_id) = selection.context_id {
-        query = query.filter(memories::context_id.eq(context_id));
+    if let Some(context_id) = context_id {
+        select = select.filter(memories::context_id.eq(context_id));
     }
-    if let Some(memory_type) = &selection.memory_type {
-        query = query.filter(memories::memory_type.eq(memory_type.clone()));
+    if let Some(memory_type) = &query.memory_type {
+        select = select.filter(memories::memory_type.eq(memory_type.as_str().to_owned()));
     }
-    if let Some(start) = selection.start {
-        query = query.filter(memories::created_at.ge(start));
+    if let Some(start) = query.time.start() {
+        select = select.filter(memories::created_at.ge(start));
     }
-    if let Some(end) = selection.end {
-        query = query.filter(memories::created_at.lt(end));
+    if let Some(end) = query.time.end() {
+        select = select.filter(memories::created_at.lt(end));
     }
-    if let Some(text) = &selection.text {
+    if let Some(text) = &query.text {
         // The DSL has no tsquery functions; the query text is a bound parameter.
-        query = query.filter(
+        select = select.filter(
             sql::<Bool>("memories.search @@ websearch_to_tsquery('english'::regconfig, ")
-                .bind::<Text, _>(text.clone())
+                .bind::<Text, _>(text.as_str().to_owned())
                 .sql(")"),
         );
     }
-    if let Some((created_at, id)) = after {
-        query = query.filter(
+    if let Some(Position { created_at, id }) = after {
+        select = select.filter(
             memories::created_at
                 .lt(created_at)
                 .or(memories::created_at.eq(created_at).and(memories::id.lt(id))),
         );
     }
-    Ok(query.load(conn).await?)
+    Ok(select.load(conn).await?)
 }
 
 /// Deletes one memory; returns whether it existed (for the caller).

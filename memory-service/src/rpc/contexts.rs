@@ -2,7 +2,10 @@
 //! and StopRecording.
 
 use futures::FutureExt;
-use ninaivalaigal::memory_v1 as pb;
+use ninaivalaigal::{
+    memory_v1 as pb,
+    paging::{self, PageLimits},
+};
 use tonic::Request;
 
 use super::{MemoryState, caller, convert};
@@ -12,12 +15,12 @@ use crate::{
         models::{ContextRow, NewContext},
     },
     error::{Error, Result, is_unique_violation},
-    input::{ContextName, Description, page_size},
-    paging::{self, ContextsCursor},
+    input::{ContextName, Description},
+    paging::ContextsCursor,
 };
 
-const DEFAULT_PAGE_SIZE: i64 = 100;
-const MAX_PAGE_SIZE: i64 = 1000;
+/// ListContexts' page sizes: 100 by default, at most 1000.
+const PAGE_LIMITS: PageLimits = PageLimits::new(100, 1000);
 
 /// The caller's context of that name, or NOT_FOUND. Another user's context
 /// of that name is invisible under RLS, so it gets exactly the same answer.
@@ -78,7 +81,7 @@ pub async fn create(
         }
     })?;
     Ok(pb::CreateContextResponse {
-        context: Some(convert::context(row, 0)),
+        context: Some(convert::context(row, 0)?),
     })
 }
 
@@ -90,13 +93,13 @@ pub async fn list(
     let user = caller(&request)?;
     tracing::Span::current().record("user_id", user.user_id);
     let request = request.into_inner();
-    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    let page_size = PAGE_LIMITS.page_size(request.page_size)?;
     let cursor = paging::decode::<ContextsCursor>(&request.page_token)?;
     let (mut rows, counts) = db::with_user(&state.pool, &user, move |conn| {
         async move {
             let after = cursor.as_ref().map(|cursor| cursor.after.as_str());
             // One more than asked tells whether there is a next page.
-            let rows = contexts::list(conn, after, limit + 1).await?;
+            let rows = contexts::list(conn, after, page_size.fetch_limit()).await?;
             let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
             let counts = contexts::memory_counts(conn, &ids).await?;
             Ok((rows, counts))
@@ -104,10 +107,9 @@ pub async fn list(
         .boxed()
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
+    let more = page_size.cut(&mut rows);
     let next_page_token = match rows.last() {
-        Some(last) if more => paging::encode(&ContextsCursor::after(&last.name)),
+        Some(last) if more => paging::encode(&ContextsCursor::after(&last.name))?,
         _ => String::new(),
     };
     let contexts = rows
@@ -116,7 +118,7 @@ pub async fn list(
             let count = counts.get(&row.id).copied().unwrap_or(0);
             convert::context(row, count)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(pb::ListContextsResponse {
         contexts,
         next_page_token,
@@ -233,5 +235,5 @@ async fn with_count(
 ) -> Result<pb::Context> {
     let counts = contexts::memory_counts(conn, &[row.id]).await?;
     let count = counts.get(&row.id).copied().unwrap_or(0);
-    Ok(convert::context(row, count))
+    convert::context(row, count)
 }
