@@ -11,6 +11,12 @@ pub mod token;
 
 #[cfg(feature = "db")]
 pub mod db;
+/// The diesel schema of every table, generated from `migrations/` by
+/// `deploy/local/schema.sh` (`diesel print-schema`, settings in `diesel.toml`);
+/// `deploy/local/test.sh` fails when it no longer matches the migrations.
+#[cfg(feature = "db")]
+#[rustfmt::skip]
+pub mod schema;
 
 /// Code generated from `proto/`; modules mirror the protobuf packages
 /// (`proto::ninaivalaigal::memory::v1`).

@@ -7,10 +7,10 @@ use std::{collections::HashSet, sync::RwLock, time::Duration};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use ninaivalaigal::db::PgPool;
+use ninaivalaigal::{db::PgPool, schema::revoked_sessions};
 use uuid::Uuid;
 
-use crate::{db::schema::revoked_sessions, error::Result};
+use crate::error::Result;
 
 /// Session ids whose access tokens must be refused.
 #[derive(Debug, Default)]
