@@ -3,6 +3,8 @@
 //! every binary shares (settings, telemetry, shutdown, health and reflection).
 //! Nothing here depends on a service.
 
+#![warn(missing_docs)]
+
 pub mod grpc;
 pub mod json;
 pub mod shutdown;
@@ -16,6 +18,7 @@ pub mod db;
 /// `deploy/local/test.sh` fails when it no longer matches the migrations.
 #[cfg(feature = "db")]
 #[rustfmt::skip]
+#[allow(missing_docs)]
 pub mod schema;
 
 /// Code generated from `proto/`; modules mirror the protobuf packages

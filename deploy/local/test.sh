@@ -2,9 +2,9 @@
 # Runs the whole test suite, from any state of the machine: makes sure
 # PostgreSQL is installed and running with the project's roles (the harness
 # would do it too, but doing it once here keeps parallel tests from racing on
-# it), lints the contracts with buf and the code with rustfmt, checks that
-# src/schema.rs is what the migrations generate, then runs every test of the
-# workspace against real PostgreSQL over real sockets.
+# it), lints the contracts with buf and the code with rustfmt and clippy,
+# checks that src/schema.rs is what the migrations generate, then runs every
+# test of the workspace against real PostgreSQL over real sockets.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO_ROOT"
@@ -20,6 +20,9 @@ cargo fmt --all --check
 
 say "diesel schema (src/schema.rs matches migrations/)"
 bash deploy/local/schema.sh --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "cargo test"
 cargo test --workspace --locked "$@"

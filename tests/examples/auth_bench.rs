@@ -16,6 +16,9 @@
 //! ```
 //! (Dependencies, bcrypt included, are optimized in the dev profile.)
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use ninaivalaigal::auth_v1::{LoginRequest, WhoAmIRequest};

@@ -17,6 +17,8 @@
 //! itself when the server is not reachable, so `cargo test` works on a
 //! machine where nothing was started by hand.
 
+#![warn(missing_docs)]
+
 pub mod auth_rows;
 pub mod cluster;
 pub mod db;

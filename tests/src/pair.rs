@@ -17,7 +17,8 @@ pub struct TestPair {
     pub memory_addr: SocketAddr,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-    // Declared last so it is dropped after the services have been told to stop.
+    /// The test's database. Declared last so it is dropped after the
+    /// services have been told to stop.
     pub db: TestDb,
 }
 

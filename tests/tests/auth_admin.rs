@@ -1,6 +1,9 @@
 //! AdminService: who may use it, listing, disabling and deleting accounts,
 //! and what happens to the tokens of an account that is disabled or deleted.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ninaivalaigal::auth_v1::{

@@ -1,6 +1,9 @@
 //! Failed logins are throttled per account and per client address, with a
 //! retry hint; other accounts are unaffected by one account's failures.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::{LoginRequest, RegisterRequest, WhoAmIRequest};
 use ninaivalaigal_tests::{
     PairSettings, TEST_PASSWORD, TestPair, auth_rows, bearer, spawn_pair_with,

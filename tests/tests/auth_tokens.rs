@@ -2,6 +2,9 @@
 //! wrong algorithm, `alg: none`, expired, not yet valid, wrong audience or
 //! issuer, tampered claims; and the HS256 mode.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use jsonwebtoken::{Algorithm, Header};
 use ninaivalaigal::{
     auth_v1::{GetJwksRequest, WhoAmIRequest},

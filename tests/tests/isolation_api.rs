@@ -2,6 +2,9 @@
 //! read, list, recall, change, delete or write into the other's, and the
 //! other's things look exactly like things that do not exist.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::memory_v1 as pb;
 use ninaivalaigal_tests::{PairSettings, memory::MemoryAs, spawn_pair, spawn_pair_with};
 use serde_json::json;

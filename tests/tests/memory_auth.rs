@@ -2,6 +2,9 @@
 //! UNAUTHENTICATED before any database work, revocations take effect within
 //! the poll interval, and health and reflection need no token.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};

@@ -1,6 +1,9 @@
 //! Memories through real gRPC: Remember, Recall (filters, full text,
 //! pagination) and Forget, exact data round trips, and every error status.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use ninaivalaigal::memory_v1::{self as pb};
