@@ -22,14 +22,11 @@ async fn login(pair: &TestPair, email: &str, password: &str) -> Result<(), tonic
 }
 
 fn limits(per_account: u32, per_client: u32, recovery_seconds: u32) -> PairSettings {
-    PairSettings {
-        auth_args: vec![
-            format!("--login-failures-per-account={per_account}"),
-            format!("--login-failures-per-client={per_client}"),
-            format!("--login-failure-recovery-seconds={recovery_seconds}"),
-        ],
-        ..Default::default()
-    }
+    PairSettings::default().auth(move |s| {
+        s.login_failures_per_account = per_account;
+        s.login_failures_per_client = per_client;
+        s.login_failure_recovery_seconds = recovery_seconds.into();
+    })
 }
 
 fn assert_throttled(status: &tonic::Status) {
