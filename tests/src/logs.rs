@@ -6,7 +6,7 @@
 //! level comes from `TEST_LOG`:
 //!
 //! - unset, empty or `0`: warnings and errors;
-//! - `1`: debug for everything (hyper's and h2's connection chatter at info);
+//! - `1`: debug (the connection chatter of hyper, h2 and tokio-postgres at info);
 //! - anything else: an `EnvFilter` directive, e.g. `TEST_LOG=memory_service=trace`.
 
 use std::sync::Once;
@@ -14,7 +14,7 @@ use std::sync::Once;
 use tracing_subscriber::EnvFilter;
 
 /// The level of the services' logs when `TEST_LOG` is `1`.
-const VERBOSE: &str = "debug,h2=info,hyper=info,hyper_util=info,tower=info";
+const VERBOSE: &str = "debug,h2=info,hyper=info,hyper_util=info,tower=info,tokio_postgres=info";
 
 /// Installs the test subscriber; later calls do nothing. The harness calls it
 /// whenever it creates a database or starts a service.
@@ -37,6 +37,8 @@ pub fn init() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_test_writer()
+            // Plain text: captured output often ends up in CI logs.
+            .with_ansi(false)
             .try_init();
     });
 }
