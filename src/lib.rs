@@ -5,6 +5,8 @@
 //! telemetry, shutdown) and, with the `server` feature, the frame both
 //! services are served in. Nothing here depends on a service.
 
+#![warn(missing_docs)]
+
 pub mod bearer;
 pub mod json;
 pub mod paging;
@@ -19,6 +21,13 @@ pub mod server;
 
 #[cfg(feature = "db")]
 pub mod db;
+/// The diesel schema of every table, generated from `migrations/` by
+/// `deploy/local/schema.sh` (`diesel print-schema`, settings in `diesel.toml`);
+/// `deploy/local/test.sh` fails when it no longer matches the migrations.
+#[cfg(feature = "db")]
+#[rustfmt::skip]
+#[allow(missing_docs)]
+pub mod schema;
 
 /// Code generated from `proto/`; modules mirror the protobuf packages
 /// (`proto::ninaivalaigal::memory::v1`).

@@ -23,7 +23,7 @@ pub const DEFAULT_AUDIENCE: &str = "ninaivalaigal";
 pub struct Claims {
     /// Subject: the user id, as a string (RFC 7519).
     pub sub: String,
-    /// The user id, as a number (the seed's `user_id`).
+    /// The user id, as a number; a token whose `sub` names another is refused.
     pub user_id: i64,
     /// The user's normalized email.
     pub email: String,

@@ -4,12 +4,10 @@
 use std::net::IpAddr;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ninaivalaigal::schema::audit_events;
 use serde_json::{Value, json};
 
-use crate::{
-    db::{models::NewAuditEvent, schema::audit_events},
-    error::Result,
-};
+use crate::{db::models::NewAuditEvent, error::Result};
 
 /// Kinds of audited events, as stored in `audit_events.event`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

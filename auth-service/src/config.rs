@@ -150,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_issue() {
+    fn defaults() {
         let settings = parse(&[]).unwrap();
         assert_eq!(settings.jwt_expiration_hours, 168);
         assert_eq!(settings.bcrypt_cost, 12);

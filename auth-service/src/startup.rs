@@ -131,11 +131,11 @@ impl Application {
             admins_pending,
         ));
         let services = Services::new()
-            .add(
+            .with(
                 AuthServiceServer::new(rpc::AuthRpc::new(state.clone()))
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
             )
-            .add(
+            .with(
                 AdminServiceServer::new(rpc::AdminRpc::new(state.clone()))
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
             );

@@ -1,4 +1,5 @@
-//! The command line, as clap parses it. Spelling follows the seed's commands.
+//! The command line, as clap parses it: the commands and flags the README's
+//! "Using `eM`" section shows.
 
 use std::path::PathBuf;
 
@@ -242,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_spellings_parse() {
+    fn the_readme_spellings_parse() {
         for line in [
             vec!["eM", "register", "--email", "a@example.com"],
             vec!["eM", "login", "--email", "a@example.com"],

@@ -2,6 +2,8 @@
 //! command line, runs the command and turns its failure into a message and
 //! a stable exit code (`eM --help` lists them).
 
+#![warn(missing_docs)]
+
 mod args;
 mod client;
 mod commands;

@@ -408,8 +408,8 @@ impl Render for RecallView {
     }
 }
 
-/// The record for a table cell: its `message` when it has one (the seed's
-/// notes), the compact JSON otherwise.
+/// The record for a table cell: its `message` when that is all it holds (a
+/// plain note), the compact JSON otherwise.
 fn summary(data: &Map<String, Json>) -> String {
     match data.get("message") {
         Some(Json::String(message)) if data.len() == 1 => message.clone(),

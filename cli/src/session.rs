@@ -2,8 +2,8 @@
 //!
 //! `NINAIVALAIGAL_USER_TOKEN` wins and is used as given (there is no refresh
 //! token to go with it). Otherwise the saved login is used, refreshed through
-//! the auth-service when less than the margin is left (one day by default, as
-//! the seed; at most half the token's lifetime, so short-lived tokens are not
+//! the auth-service when less than the margin is left (one day by default;
+//! at most half the token's lifetime, so short-lived tokens are not
 //! refreshed on every call) or when a service refuses it. Refreshing happens
 //! under the credentials lock and re-reads the file first, so concurrent `eM`
 //! processes (a shell and the MCP server) spend each refresh token once.

@@ -1,6 +1,9 @@
 //! `eM` driven end to end against both running services: accounts,
 //! credentials, token refresh, and what happens when a server is down.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use chrono::{Duration, Utc};

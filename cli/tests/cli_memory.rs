@@ -1,6 +1,9 @@
 //! `eM` driven end to end against both running services: contexts,
 //! recording, remember and recall, forget, and their errors.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use chrono::{Duration, Utc};

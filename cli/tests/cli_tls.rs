@@ -2,6 +2,9 @@
 //! a TLS front (self-signed certificate made per test) forwards to the real
 //! auth-service; `eM` gets through it only when told to trust that CA.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use ninaivalaigal::auth_v1::{

@@ -1,6 +1,9 @@
 //! `eM mcp` driven over stdio by rmcp's client, as an AI assistant would:
 //! initialize, list the tools, call them.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use ninaivalaigal_tests::{TestPair, spawn_pair};

@@ -2,8 +2,9 @@
 # Runs the whole test suite, from any state of the machine: makes sure
 # PostgreSQL is installed and running with the project's roles (the harness
 # would do it too, but doing it once here keeps parallel tests from racing on
-# it), lints the contracts with buf and the code with rustfmt, then runs
-# every test of the workspace against real PostgreSQL over real sockets.
+# it), lints the contracts with buf and the code with rustfmt and clippy,
+# checks that src/schema.rs is what the migrations generate, then runs every
+# test of the workspace against real PostgreSQL over real sockets.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO_ROOT"
@@ -16,6 +17,12 @@ npx --yes @bufbuild/buf@1.75.0 lint
 
 say "cargo fmt --check"
 cargo fmt --all --check
+
+say "diesel schema (src/schema.rs matches migrations/)"
+bash deploy/local/schema.sh --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "cargo test"
 cargo test --workspace --locked "$@"

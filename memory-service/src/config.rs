@@ -14,8 +14,7 @@ use ninaivalaigal::{
 /// from its GetJwks RPC at `NINAIVALAIGAL_AUTH_URL`, or, when
 /// `NINAIVALAIGAL_JWT_SECRET` is set, with that shared HS256 secret.
 #[derive(Clone, Debug, clap::Parser)]
-// A later flag wins over an earlier one (tests add to the harness's flags).
-#[command(version, args_override_self = true)]
+#[command(version)]
 pub struct Settings {
     /// Address to serve gRPC on.
     #[arg(long, env = "NINAIVALAIGAL_MEMORY_LISTEN_ADDR", default_value_t = SocketAddr::from(([127, 0, 0, 1], ninaivalaigal::DEFAULT_MEMORY_PORT)))]

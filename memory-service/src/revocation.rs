@@ -7,11 +7,11 @@ use std::{collections::HashSet, time::Duration};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use ninaivalaigal::db::PgPool;
+use ninaivalaigal::{db::PgPool, schema::revoked_sessions};
 use parking_lot::RwLock;
 use uuid::Uuid;
 
-use crate::{db::schema::revoked_sessions, error::Result};
+use crate::error::Result;
 
 /// Session ids whose access tokens must be refused.
 #[derive(Debug, Default)]

@@ -120,7 +120,7 @@ impl Application {
         tracing::info!(hs256 = jwks.is_none(), "verifying access tokens");
         frame
             .serve(
-                Services::new().add(memory_service),
+                Services::new().with(memory_service),
                 body_limits,
                 MemoryReadiness { pool, jwks },
                 shutdown,

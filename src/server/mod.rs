@@ -8,7 +8,7 @@
 //! ```ignore
 //! let mut frame = ServerFrame::bind("memory-service", addr, "NINAIVALAIGAL_MEMORY_LISTEN_ADDR", transport).await?;
 //! frame.spawn(poll_revocations(...));
-//! frame.serve(Services::new().add(memory_service), body_limits, readiness, shutdown).await
+//! frame.serve(Services::new().with(memory_service), body_limits, readiness, shutdown).await
 //! ```
 
 mod connections;
@@ -53,7 +53,7 @@ impl Services {
     }
 
     /// Adds a service.
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn with<S>(mut self, service: S) -> Self
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + NamedService

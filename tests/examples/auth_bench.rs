@@ -16,6 +16,9 @@
 //! ```
 //! (Dependencies, bcrypt included, are optimized in the dev profile.)
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use ninaivalaigal::auth_v1::{LoginRequest, WhoAmIRequest};
@@ -29,27 +32,32 @@ const LOAD_DURATION: Duration = Duration::from_secs(15);
 const BASELINE_DURATION: Duration = Duration::from_secs(5);
 const MAX_CALLS: usize = 200_000;
 
+/// Settings of the auth-service under test.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// bcrypt cost factor (production default 12).
+    #[arg(long, default_value_t = 12)]
+    bcrypt_cost: u32,
+    /// Concurrent bcrypt computations (default: the service's, half the CPUs).
+    #[arg(long)]
+    hashing_concurrency: Option<usize>,
+}
+
 #[tokio::main]
 async fn main() {
-    let extra: Vec<String> = std::env::args().skip(1).collect();
-    let mut auth_args = vec![
-        // The benchmark logs in from one address, wrong passwords included.
-        "--login-failures-per-client=100000".to_owned(),
-        "--login-failures-per-account=100000".to_owned(),
-    ];
-    if !extra.iter().any(|arg| arg.starts_with("--bcrypt-cost")) {
-        auth_args.push("--bcrypt-cost=12".to_owned());
-    }
-    auth_args.extend(extra);
-    println!("auth-service args: {auth_args:?}");
+    let args = <Args as clap::Parser>::parse();
+    println!("auth-service settings: {args:?}");
     println!(
         "cpus: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let pair = spawn_pair_with(PairSettings {
-        auth_args,
-        ..Default::default()
-    })
+    let pair = spawn_pair_with(PairSettings::default().auth(move |s| {
+        // The benchmark logs in from one address, wrong passwords included.
+        s.login_failures_per_client = 100_000;
+        s.login_failures_per_account = 100_000;
+        s.bcrypt_cost = args.bcrypt_cost;
+        s.hashing_concurrency = args.hashing_concurrency;
+    }))
     .await;
 
     let mut emails = Vec::new();

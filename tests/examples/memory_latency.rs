@@ -3,6 +3,9 @@
 //! Not a test; run with
 //! `cargo run --release -p ninaivalaigal-tests --example memory_latency [N]`.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use ninaivalaigal::memory_v1 as pb;

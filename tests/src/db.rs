@@ -27,6 +27,7 @@ pub struct TestDb {
 impl TestDb {
     /// Clones the migrated template into a database of the test's own.
     pub async fn new() -> Self {
+        crate::logs::init();
         let template = template().await;
         let name = format!(
             "{TEST_DB_PREFIX}{}_{}",

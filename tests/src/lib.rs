@@ -12,19 +12,34 @@
 //!   issue (expired, wrong audience, other key, `alg: none`).
 //! - [`auth_rows`]: the revocation list and audit trail, read as the auth role.
 //! - [`TestPair::memory_as`]: memory-service calls as a user ([`memory`]).
+//! - [`eventually`]: waits for something that happens in the background
+//!   (a revocation poll, a key fetch), naming it when it never does.
+//! - [`PairSettings`]: a test's changes to the services' typed settings,
+//!   applied after the harness's own ([`pair::auth_settings`],
+//!   [`pair::memory_settings`]).
+//!
+//! Logs: the services' `tracing` output goes through libtest's capture, so a
+//! failing test shows it after its panic message ([`logs`]). `TEST_LOG`
+//! sets the level: unset for warnings and errors, `TEST_LOG=1` for debug, or
+//! a filter such as `TEST_LOG=memory_service=trace`.
 //!
 //! PostgreSQL comes from `deploy/local/postgres.sh`, which the harness runs
 //! itself when the server is not reachable, so `cargo test` works on a
 //! machine where nothing was started by hand.
 
+#![warn(missing_docs)]
+
 pub mod auth_rows;
 pub mod cluster;
 pub mod db;
+mod eventually;
 pub mod keys;
+pub mod logs;
 pub mod memory;
 pub mod pair;
 pub mod users;
 
 pub use db::TestDb;
+pub use eventually::{Outcome, eventually};
 pub use pair::{PairSettings, TestPair, spawn_pair, spawn_pair_with};
 pub use users::{TEST_PASSWORD, TestUser, bearer};

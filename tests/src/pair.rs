@@ -1,12 +1,17 @@
 //! Both services, running in the test's runtime on real sockets.
 
-use std::net::SocketAddr;
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    time::Duration,
+};
 
 use clap::Parser;
+use memory_service::config::Seconds;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
-use crate::{TestDb, cluster::Role};
+use crate::{TestDb, cluster::Role, eventually};
 
 /// The auth-service and the memory-service, serving one test's database.
 /// Dropping it stops both services and drops the database.
@@ -17,20 +22,92 @@ pub struct TestPair {
     pub memory_addr: SocketAddr,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-    // Declared last so it is dropped after the services have been told to stop.
+    /// The test's database. Declared last so it is dropped after the
+    /// services have been told to stop.
     pub db: TestDb,
 }
 
-/// Extra command-line settings for each service, on top of the harness's own.
-#[derive(Clone, Debug, Default)]
+/// The auth-service's typed settings.
+pub type AuthSettings = auth_service::config::Settings;
+/// The memory-service's typed settings.
+pub type MemorySettings = memory_service::config::Settings;
+
+type Change<S> = Box<dyn FnOnce(&mut S) + Send>;
+
+/// Changes to the harness's settings of each service, applied after the
+/// harness has set its own (so a test's change always wins):
+///
+/// ```ignore
+/// spawn_pair_with(
+///     PairSettings::default()
+///         .auth(|s| s.login_failures_per_account = 3)
+///         .memory(|s| s.max_memory_bytes = 1000),
+/// )
+/// ```
+#[derive(Default)]
+#[must_use]
 pub struct PairSettings {
-    /// Extra `--flag=value` arguments for the auth-service. Passing
-    /// `--jwt-secret=...` or `--jwt-private-key-file=...` replaces the
-    /// harness's own Ed25519 key, and `--bcrypt-cost=...` its cost of 4.
-    pub auth_args: Vec<String>,
-    /// Extra `--flag value` arguments for the memory-service.
-    pub memory_args: Vec<String>,
+    auth: Vec<Change<AuthSettings>>,
+    memory: Vec<Change<MemorySettings>>,
 }
+
+impl PairSettings {
+    /// Changes the auth-service's settings, on top of [`auth_settings`].
+    pub fn auth(mut self, change: impl FnOnce(&mut AuthSettings) + Send + 'static) -> Self {
+        self.auth.push(Box::new(change));
+        self
+    }
+
+    /// Changes the memory-service's settings, on top of [`memory_settings`].
+    pub fn memory(mut self, change: impl FnOnce(&mut MemorySettings) + Send + 'static) -> Self {
+        self.memory.push(Box::new(change));
+        self
+    }
+}
+
+impl std::fmt::Debug for PairSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSettings")
+            .field("auth_changes", &self.auth.len())
+            .field("memory_changes", &self.memory.len())
+            .finish()
+    }
+}
+
+/// The harness's settings of an auth-service on `db`: port 0, bcrypt cost 4,
+/// [`crate::users::ADMIN_EMAIL`] as administrator, and Ed25519 signing with
+/// the key in `private_key_file` (which must exist until the service has
+/// been built). To sign with a shared secret instead, set `jwt_secret` and
+/// clear `jwt_private_key_file`.
+pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
+    let mut settings = AuthSettings::try_parse_from([
+        "auth-service",
+        &format!("--database-url={}", db.url(Role::Auth)),
+    ])
+    .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
+    settings.listen_addr = LOCALHOST_ANY_PORT;
+    settings.bcrypt_cost = 4;
+    settings.admin_emails = vec![crate::users::ADMIN_EMAIL.to_owned()];
+    settings.jwt_private_key_file = Some(private_key_file.to_path_buf());
+    settings
+}
+
+/// The harness's settings of a memory-service on `db`: port 0, public keys
+/// from the auth-service at `auth_addr`, revocations read every 0.2 s.
+pub fn memory_settings(db: &TestDb, auth_addr: SocketAddr) -> MemorySettings {
+    let mut settings = MemorySettings::try_parse_from([
+        "memory-service",
+        &format!("--database-url={}", db.url(Role::Memory)),
+    ])
+    .unwrap_or_else(|error| panic!("memory-service settings: {error}"));
+    settings.listen_addr = LOCALHOST_ANY_PORT;
+    settings.auth_url = format!("http://{auth_addr}");
+    // Revocations take effect within this; tests wait about as long.
+    settings.revocation_poll_seconds = Seconds(Duration::from_millis(200));
+    settings
+}
+
+const LOCALHOST_ANY_PORT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// Starts both services with the harness's default settings and waits until
 /// both report SERVING.
@@ -40,35 +117,20 @@ pub async fn spawn_pair() -> TestPair {
     pair
 }
 
-/// Starts both services with extra settings.
-pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
+/// Starts both services with the test's changes to the settings, without
+/// waiting for them to be ready (some tests start a pair that never is).
+pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
+    crate::logs::init();
     let db = TestDb::new().await;
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
 
-    // Ed25519 with the per-process harness key and bcrypt cost 4, unless the
-    // test says otherwise; the key file only needs to exist while the
-    // service starts.
+    // The key file only needs to exist while the service starts.
     let key_file = crate::keys::harness_key().write_private_key();
-    let overridden = |flag: &str| extra.auth_args.iter().any(|arg| arg.starts_with(flag));
-    let mut auth_args = vec![
-        "auth-service".to_owned(),
-        "--listen-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", db.url(Role::Auth)),
-        format!("--admin-emails={}", crate::users::ADMIN_EMAIL),
-    ];
-    if !overridden("--bcrypt-cost") {
-        auth_args.push("--bcrypt-cost=4".to_owned());
+    let mut auth_settings = auth_settings(&db, &key_file.path);
+    for change in changes.auth {
+        change(&mut auth_settings);
     }
-    if !overridden("--jwt-secret") && !overridden("--jwt-private-key-file") {
-        auth_args.push(format!(
-            "--jwt-private-key-file={}",
-            key_file.path.display()
-        ));
-    }
-    auth_args.extend(extra.auth_args.iter().cloned());
-    let auth_settings = auth_service::config::Settings::try_parse_from(&auth_args)
-        .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
     let auth = auth_service::startup::Application::build(auth_settings)
         .await
         .unwrap_or_else(|error| panic!("auth-service starts: {error:#}"));
@@ -80,21 +142,13 @@ pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
         let _ = stopped.await;
     })));
 
-    let mut memory_args = vec![
-        "memory-service".to_owned(),
-        "--listen-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", db.url(Role::Memory)),
-        // Public keys from this pair's auth-service (ignored with --jwt-secret).
-        format!("--auth-url=http://{auth_addr}"),
-        // Revocations take effect within this; tests wait about as long.
-        "--revocation-poll-seconds=0.2".to_owned(),
-    ];
-    memory_args.extend(extra.memory_args);
-    let memory_settings = memory_service::config::Settings::try_parse_from(&memory_args)
-        .unwrap_or_else(|error| panic!("memory-service settings: {error}"));
+    let mut memory_settings = memory_settings(&db, auth_addr);
+    for change in changes.memory {
+        change(&mut memory_settings);
+    }
     let memory = memory_service::startup::Application::build(memory_settings)
         .await
-        .expect("memory-service starts");
+        .unwrap_or_else(|error| panic!("memory-service starts: {error:#}"));
     let memory_addr = memory.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);
@@ -119,23 +173,23 @@ impl TestPair {
         use tonic_health::pb::{
             HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
         };
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
         for addr in [self.auth_addr, self.memory_addr] {
             let mut client = HealthClient::new(channel(addr).await);
-            loop {
-                let status = client
-                    .check(HealthCheckRequest::default())
-                    .await
-                    .map(|response| response.into_inner().status());
-                if let Ok(ServingStatus::Serving) = status {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{addr} is not SERVING after 15 s: {status:?}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            eventually(
+                format_args!("{addr} to report SERVING"),
+                Duration::from_secs(15),
+                async || {
+                    let status = client
+                        .check(HealthCheckRequest::default())
+                        .await
+                        .map(|response| response.into_inner().status());
+                    match status {
+                        Ok(ServingStatus::Serving) => Ok(()),
+                        other => Err(other),
+                    }
+                },
+            )
+            .await;
         }
     }
 

@@ -1,13 +1,18 @@
 //! AdminService: who may use it, listing, disabling and deleting accounts,
 //! and what happens to the tokens of an account that is disabled or deleted.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ninaivalaigal::auth_v1::{
     DeleteUserRequest, DisableUserRequest, ListUsersRequest, LoginRequest, RefreshRequest,
     WhoAmIRequest,
 };
-use ninaivalaigal_tests::{TEST_PASSWORD, TestPair, auth_rows, bearer, cluster::Role, spawn_pair};
+use ninaivalaigal_tests::{
+    TEST_PASSWORD, TestPair, auth_rows, bearer, cluster::Role, eventually, spawn_pair,
+};
 use tonic::Code;
 
 fn list(page_size: i32, page_token: &str) -> ListUsersRequest {
@@ -335,15 +340,8 @@ async fn listed_admin_emails_are_promoted_at_start_up() {
 
     // A second auth-service on the same database, configured with the email.
     let key_file = ninaivalaigal_tests::keys::harness_key().write_private_key();
-    let settings = <auth_service::config::Settings as clap::Parser>::try_parse_from([
-        "auth-service".to_owned(),
-        "--listen-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", pair.db.url(Role::Auth)),
-        "--bcrypt-cost=4".to_owned(),
-        format!("--jwt-private-key-file={}", key_file.path.display()),
-        "--admin-emails=Boss@Example.test".to_owned(),
-    ])
-    .unwrap();
+    let mut settings = ninaivalaigal_tests::pair::auth_settings(&pair.db, &key_file.path);
+    settings.admin_emails = vec!["Boss@Example.test".to_owned()];
     let restarted = auth_service::startup::Application::build(settings)
         .await
         .unwrap();
@@ -351,21 +349,18 @@ async fn listed_admin_emails_are_promoted_at_start_up() {
     let task = tokio::spawn(restarted.run_until(async {
         let _ = stopped.await;
     }));
-    let mut promoted = false;
-    for _ in 0..100 {
-        if admin
-            .list_users(bearer(list(0, ""), &user.access_token))
-            .await
-            .is_ok()
-        {
-            promoted = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(
+        "boss@example.test to become an admin",
+        std::time::Duration::from_secs(5),
+        async || {
+            admin
+                .list_users(bearer(list(0, ""), &user.access_token))
+                .await
+        },
+    )
+    .await;
     let _ = stop.send(());
     task.await.unwrap().unwrap();
-    assert!(promoted, "boss@example.test became an admin");
 }
 
 /// Adds a recording context for `owner_id` the way the memory-service

@@ -1,6 +1,9 @@
 //! The audit trail records what happened, when and from where, and nothing
 //! stored anywhere holds a raw password or token.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::{DisableUserRequest, LoginRequest, LogoutRequest, RefreshRequest};
 use ninaivalaigal_tests::{TEST_PASSWORD, auth_rows, bearer, spawn_pair};
 

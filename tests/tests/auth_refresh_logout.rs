@@ -2,6 +2,9 @@
 //! Logout (by access token or by refresh token), with the revocation rows the
 //! memory-service reads.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::{LogoutRequest, RefreshRequest, WhoAmIRequest};
 use ninaivalaigal_tests::{TestPair, auth_rows, bearer, spawn_pair};
 use tonic::Code;

@@ -1,6 +1,9 @@
 //! Register, Login, WhoAmI and GetJwks: the success paths and every status a
 //! client can get from them.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::{
     auth_v1::{GetJwksRequest, LoginRequest, RegisterRequest, Role, WhoAmIRequest},
     token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenVerifier},

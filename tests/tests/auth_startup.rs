@@ -1,5 +1,8 @@
 //! Start-up refuses bad key settings with one line that names the setting.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use auth_service::{config::Settings, startup::Application};
 use clap::Parser;
 use ninaivalaigal_tests::keys::TestKey;

@@ -1,6 +1,9 @@
 //! Failed logins are throttled per account and per client address, with a
 //! retry hint; other accounts are unaffected by one account's failures.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::{LoginRequest, RegisterRequest, WhoAmIRequest};
 use ninaivalaigal_tests::{
     PairSettings, TEST_PASSWORD, TestPair, auth_rows, bearer, spawn_pair_with,
@@ -19,14 +22,11 @@ async fn login(pair: &TestPair, email: &str, password: &str) -> Result<(), tonic
 }
 
 fn limits(per_account: u32, per_client: u32, recovery_seconds: u32) -> PairSettings {
-    PairSettings {
-        auth_args: vec![
-            format!("--login-failures-per-account={per_account}"),
-            format!("--login-failures-per-client={per_client}"),
-            format!("--login-failure-recovery-seconds={recovery_seconds}"),
-        ],
-        ..Default::default()
-    }
+    PairSettings::default().auth(move |s| {
+        s.login_failures_per_account = per_account;
+        s.login_failures_per_client = per_client;
+        s.login_failure_recovery_seconds = recovery_seconds.into();
+    })
 }
 
 fn assert_throttled(status: &tonic::Status) {

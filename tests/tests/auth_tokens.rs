@@ -2,6 +2,9 @@
 //! wrong algorithm, `alg: none`, expired, not yet valid, wrong audience or
 //! issuer, tampered claims; and the HS256 mode.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use jsonwebtoken::{Algorithm, Header};
 use ninaivalaigal::{
     auth_v1::{GetJwksRequest, WhoAmIRequest},
@@ -143,11 +146,7 @@ async fn tokens_missing_exp_or_nbf_are_refused() {
 
 #[tokio::test]
 async fn leeway_is_configurable() {
-    let pair = spawn_pair_with(PairSettings {
-        auth_args: vec!["--jwt-leeway-seconds=0".into()],
-        ..Default::default()
-    })
-    .await;
+    let pair = spawn_pair_with(PairSettings::default().auth(|s| s.jwt.leeway_seconds = 0)).await;
     let user = pair.register_user("ada@example.test").await;
     let mut claims = valid_claims(&user);
     claims.exp = chrono::Utc::now().timestamp() - 5;
@@ -171,10 +170,10 @@ const SECRET: &str = "a-shared-secret-that-is-long-enough-for-hs256";
 
 #[tokio::test]
 async fn hs256_mode_signs_with_the_shared_secret_and_accepts_nothing_else() {
-    let pair = spawn_pair_with(PairSettings {
-        auth_args: vec![format!("--jwt-secret={SECRET}")],
-        ..Default::default()
-    })
+    let pair = spawn_pair_with(PairSettings::default().auth(|s| {
+        s.jwt.secret = Some(SECRET.parse().unwrap());
+        s.jwt_private_key_file = None;
+    }))
     .await;
     let user = pair.register_user("ada@example.test").await;
     let header = jsonwebtoken::decode_header(&user.access_token).unwrap();
@@ -226,13 +225,11 @@ async fn previous_keys_stay_valid_during_a_rotation() {
     let new_key = TestKey::generate();
     let new_key_file = new_key.write_private_key();
     let old_public = harness_key().write_public_key();
-    let pair = spawn_pair_with(PairSettings {
-        auth_args: vec![
-            format!("--jwt-private-key-file={}", new_key_file.path.display()),
-            format!("--jwt-public-key-files={}", old_public.path.display()),
-        ],
-        ..Default::default()
-    })
+    let (new_key_path, old_public_path) = (new_key_file.path.clone(), old_public.path.clone());
+    let pair = spawn_pair_with(PairSettings::default().auth(move |s| {
+        s.jwt_private_key_file = Some(new_key_path);
+        s.jwt_public_key_files = vec![old_public_path];
+    }))
     .await;
     let jwks = pair
         .auth_client()

@@ -2,6 +2,9 @@
 //! read, list, recall, change, delete or write into the other's, and the
 //! other's things look exactly like things that do not exist.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::memory_v1 as pb;
 use ninaivalaigal_tests::{PairSettings, memory::MemoryAs, spawn_pair, spawn_pair_with};
 use serde_json::json;
@@ -154,11 +157,8 @@ async fn users_cannot_reach_each_others_contexts_or_memories_through_any_rpc() {
 async fn with_one_pooled_connection_alternating_users_never_see_each_other() {
     // One connection serves every request, so any setting that leaked from
     // one transaction to the next would show the previous user's rows.
-    let pair = spawn_pair_with(PairSettings {
-        memory_args: vec!["--db-pool-size=1".into()],
-        ..Default::default()
-    })
-    .await;
+    let pair =
+        spawn_pair_with(PairSettings::default().memory(|s| s.database.db_pool_size = 1)).await;
     let users: Vec<MemoryAs> = vec![
         pair.memory_as(&pair.register_user("one@example.test").await)
             .await,

@@ -4,6 +4,9 @@
 //! cannot be written, the role can bypass none of it, and the policies are
 //! index conditions rather than per-row filters.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use diesel::{
     QueryableByName,
     sql_types::{BigInt, Bool, Text},

@@ -2,14 +2,19 @@
 //! UNAUTHENTICATED before any database work, revocations take effect within
 //! the poll interval, and health and reflection need no token.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};
+use memory_service::config::Seconds;
 use ninaivalaigal::{auth_v1::LogoutRequest, memory_v1 as pb};
 use ninaivalaigal_tests::{
-    PairSettings, TestPair, TestUser, bearer,
+    PairSettings, TestPair, TestUser, bearer, eventually,
     keys::{TestKey, claims_for, harness_key, mint, mint_hs256, unsigned},
     memory::MemoryAs,
+    pair::{AuthSettings, auth_settings},
     spawn_pair, spawn_pair_with,
 };
 use serde_json::json;
@@ -233,16 +238,12 @@ async fn a_revoked_session_is_refused_within_the_poll_interval() {
         .await
         .unwrap();
     // The harness polls every 0.2 s; allow generous slack on a busy machine.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        match memory.context_names().await {
-            Err(status) => break status,
-            Ok(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Ok(_) => panic!("the revoked token still works after 5 s"),
-        }
-    };
+    let status = eventually(
+        "the revoked token to be refused",
+        Duration::from_secs(5),
+        async || memory.context_names().await.err(),
+    )
+    .await;
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(
         status.message(),
@@ -260,14 +261,13 @@ async fn tokens_are_checked_before_any_database_work() {
     // The memory-service's database is unreachable: a bad token is still
     // UNAUTHENTICATED (never UNAVAILABLE), a good one gets UNAVAILABLE, and
     // health says NOT_SERVING.
-    let pair = spawn_pair_with(PairSettings {
-        memory_args: vec![
-            "--database-url=postgres://ninaivalaigal_memory:x@127.0.0.1:1/nowhere".into(),
-            "--db-timeout-seconds=1".into(),
-            "--health-check-seconds=0.2".into(),
-        ],
-        ..Default::default()
-    })
+    let pair = spawn_pair_with(PairSettings::default().memory(|s| {
+        s.database.database_url = "postgres://ninaivalaigal_memory:x@127.0.0.1:1/nowhere"
+            .parse()
+            .unwrap();
+        s.database.db_timeout_seconds = 1;
+        s.transport.health_check_seconds = Seconds(Duration::from_millis(200));
+    }))
     .await;
     let user = pair.register_user("early@example.test").await;
     for status in every_rpc(&pair, None).await {
@@ -289,14 +289,12 @@ async fn tokens_are_checked_before_any_database_work() {
         status.message()
     );
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while health(&pair, "").await != ServingStatus::NotServing {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "health stays SERVING without a database"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "health to say NOT_SERVING without a database",
+        Duration::from_secs(10),
+        async || health(&pair, "").await == ServingStatus::NotServing,
+    )
+    .await;
     assert_eq!(
         health(&pair, "ninaivalaigal.memory.v1.MemoryService").await,
         ServingStatus::NotServing
@@ -305,10 +303,9 @@ async fn tokens_are_checked_before_any_database_work() {
 
 #[tokio::test]
 async fn without_the_auth_services_keys_requests_are_unavailable() {
-    let pair = spawn_pair_with(PairSettings {
-        memory_args: vec!["--auth-url=http://127.0.0.1:1".into()],
-        ..Default::default()
-    })
+    let pair = spawn_pair_with(
+        PairSettings::default().memory(|s| s.auth_url = "http://127.0.0.1:1".into()),
+    )
     .await;
     let user = pair.register_user("lonely@example.test").await;
     let status = pair
@@ -332,10 +329,14 @@ async fn without_the_auth_services_keys_requests_are_unavailable() {
 #[tokio::test]
 async fn hs256_mode_shares_the_secret_with_the_auth_service() {
     let secret = "a-shared-secret-of-at-least-32-bytes-for-tests";
-    let pair = spawn_pair_with(PairSettings {
-        auth_args: vec![format!("--jwt-secret={secret}")],
-        memory_args: vec![format!("--jwt-secret={secret}")],
-    })
+    let pair = spawn_pair_with(
+        PairSettings::default()
+            .auth(move |s| {
+                s.jwt.secret = Some(secret.parse().unwrap());
+                s.jwt_private_key_file = None;
+            })
+            .memory(move |s| s.jwt.secret = Some(secret.parse().unwrap())),
+    )
     .await;
     let user = pair.register_user("hs@example.test").await;
     let memory = pair.memory_as(&user).await;
@@ -370,10 +371,9 @@ async fn the_memory_service_may_start_before_the_auth_service() {
         .local_addr()
         .unwrap()
         .port();
-    let pair = spawn_pair_with(PairSettings {
-        memory_args: vec![format!("--auth-url=http://127.0.0.1:{port}")],
-        ..Default::default()
-    })
+    let pair = spawn_pair_with(
+        PairSettings::default().memory(move |s| s.auth_url = format!("http://127.0.0.1:{port}")),
+    )
     .await;
     // The pair's own auth-service signs with the same harness key.
     let user = pair.register_user("patient@example.test").await;
@@ -383,57 +383,39 @@ async fn the_memory_service_may_start_before_the_auth_service() {
 
     // Now the auth-service at the configured URL comes up.
     let key_file = harness_key().write_private_key();
-    let (stop, served) = start_auth_service(
-        &pair,
-        port,
-        vec![format!(
-            "--jwt-private-key-file={}",
-            key_file.path.display()
-        )],
+    let (stop, served) = start_auth_service(&pair, port, &key_file.path, |_| {}).await;
+
+    let names = eventually(
+        "the memory-service to fetch the keys",
+        Duration::from_secs(15),
+        async || {
+            let names = memory.context_names().await;
+            if let Err(status) = &names {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            }
+            names
+        },
     )
     .await;
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match memory.context_names().await {
-            Ok(names) => {
-                assert!(names.is_empty());
-                break;
-            }
-            Err(status) if status.code() == Code::Unavailable => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "keys never fetched: {status:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(status) => panic!("{status:?}"),
-        }
-    }
+    assert!(names.is_empty());
     let _ = stop.send(());
     served.await.unwrap().unwrap();
 }
 
-/// Starts another auth-service on `port`, on the pair's database.
+/// Starts another auth-service on `port`, on the pair's database, signing
+/// with the key in `private_key_file`.
 async fn start_auth_service(
     pair: &TestPair,
     port: u16,
-    key_args: Vec<String>,
+    private_key_file: &std::path::Path,
+    change: impl FnOnce(&mut AuthSettings),
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
-    let mut args = vec![
-        "auth-service".to_owned(),
-        format!("--listen-addr=127.0.0.1:{port}"),
-        format!(
-            "--database-url={}",
-            pair.db.url(ninaivalaigal_tests::cluster::Role::Auth)
-        ),
-        "--bcrypt-cost=4".to_owned(),
-    ];
-    args.extend(key_args);
-    let settings = <auth_service::config::Settings as clap::Parser>::try_parse_from(args).unwrap();
+    let mut settings = auth_settings(&pair.db, private_key_file);
+    settings.listen_addr = ([127, 0, 0, 1], port).into();
+    change(&mut settings);
     let service = auth_service::startup::Application::build(settings)
         .await
         .unwrap();
@@ -455,34 +437,21 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn a_token_signed_by_a_new_key_makes_the_memory_service_fetch_the_keys_again() {
     let port = free_port();
-    let pair = spawn_pair_with(PairSettings {
-        memory_args: vec![format!("--auth-url=http://127.0.0.1:{port}")],
-        ..Default::default()
-    })
+    let pair = spawn_pair_with(
+        PairSettings::default().memory(move |s| s.auth_url = format!("http://127.0.0.1:{port}")),
+    )
     .await;
     // The auth-service at the URL signs with the harness key at first...
     let old_key = harness_key().write_private_key();
-    let (stop, served) = start_auth_service(
-        &pair,
-        port,
-        vec![format!("--jwt-private-key-file={}", old_key.path.display())],
+    let (stop, served) = start_auth_service(&pair, port, &old_key.path, |_| {}).await;
+    let old_user = pair.register_user("before@example.test").await;
+    let old_client = pair.memory_as(&old_user).await;
+    eventually(
+        "the memory-service to fetch the first keys",
+        Duration::from_secs(15),
+        async || old_client.context_names().await,
     )
     .await;
-    let old_user = pair.register_user("before@example.test").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while pair
-        .memory_as(&old_user)
-        .await
-        .context_names()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first keys never fetched"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let _ = stop.send(());
     served.await.unwrap().unwrap();
 
@@ -490,14 +459,10 @@ async fn a_token_signed_by_a_new_key_makes_the_memory_service_fetch_the_keys_aga
     let new_key = TestKey::generate();
     let new_private = new_key.write_private_key();
     let old_public = harness_key().write_public_key();
-    let (stop, served) = start_auth_service(
-        &pair,
-        port,
-        vec![
-            format!("--jwt-private-key-file={}", new_private.path.display()),
-            format!("--jwt-public-key-files={}", old_public.path.display()),
-        ],
-    )
+    let old_public_path = old_public.path.clone();
+    let (stop, served) = start_auth_service(&pair, port, &new_private.path, |s| {
+        s.jwt_public_key_files = vec![old_public_path];
+    })
     .await;
     let mut auth = ninaivalaigal::auth_v1::auth_service_client::AuthServiceClient::new(
         ninaivalaigal_tests::pair::channel(([127, 0, 0, 1], port).into()).await,
@@ -515,20 +480,18 @@ async fn a_token_signed_by_a_new_key_makes_the_memory_service_fetch_the_keys_aga
     let new_client = MemoryAs::new(pair.memory_client().await, &new_token);
     // On-demand fetches are rate-limited (a few seconds apart), so the new
     // key is picked up within that time, not necessarily on the first call.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match new_client.context_names().await {
-            Ok(_) => break,
-            Err(status) => {
+    eventually(
+        "the memory-service to fetch the new key",
+        Duration::from_secs(15),
+        async || {
+            let names = new_client.context_names().await;
+            if let Err(status) = &names {
                 assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the new key was never fetched: {status:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }
-    }
+            names
+        },
+    )
+    .await;
     // Tokens of the old key keep working while it is published.
     pair.memory_as(&old_user)
         .await

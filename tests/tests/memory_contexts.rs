@@ -1,6 +1,9 @@
 //! Contexts through real gRPC: create, list, get, delete, start and stop
 //! recording, with every error status a client can get.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::memory_v1::{self as pb, Visibility};
 use ninaivalaigal_tests::{memory::MemoryAs, spawn_pair};
 use serde_json::json;

@@ -1,6 +1,9 @@
 //! Memories through real gRPC: Remember, Recall (filters, full text,
 //! pagination) and Forget, exact data round trips, and every error status.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use ninaivalaigal::memory_v1::{self as pb};
@@ -80,11 +83,7 @@ async fn data_comes_back_exactly_as_given() {
 
 #[tokio::test]
 async fn remember_refuses_bad_data_with_clear_messages() {
-    let pair = spawn_pair_with(PairSettings {
-        memory_args: vec!["--max-memory-bytes=1000".into()],
-        ..Default::default()
-    })
-    .await;
+    let pair = spawn_pair_with(PairSettings::default().memory(|s| s.max_memory_bytes = 1000)).await;
     let user = pair.register_user("limits@example.test").await;
     let memory = pair.memory_as(&user).await;
     memory.create_context("work", "").await.unwrap();

@@ -1,6 +1,9 @@
 //! The walking skeleton: both services come up on real sockets, report
 //! SERVING, serve reflection, and the schema migrates cleanly.
 
+// Test code: an unwrap is an assertion here.
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::db::run_migrations;
 use ninaivalaigal_tests::{TestDb, cluster::Role, pair::channel, spawn_pair};
 use tonic_health::pb::{

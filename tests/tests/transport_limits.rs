@@ -5,9 +5,12 @@
 //! for both services: its RPCs need no token, so the transport is all that
 //! stands in the way (both are served by the same frame).
 
+#![allow(clippy::unwrap_used)]
+
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
+use ninaivalaigal::{server::TransportSettings, settings::Seconds};
 use ninaivalaigal_tests::{PairSettings, TestPair, spawn_pair_with};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -17,14 +20,15 @@ use tokio::{
 
 const LOGIN: &str = "/ninaivalaigal.auth.v1.AuthService/Login";
 
-async fn auth_with(args: &[&str]) -> TestPair {
-    let pair = spawn_pair_with(PairSettings {
-        auth_args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-        ..Default::default()
-    })
-    .await;
+/// The pair, with the auth-service's transport settings changed.
+async fn auth_with(change: impl FnOnce(&mut TransportSettings) + Send + 'static) -> TestPair {
+    let pair = spawn_pair_with(PairSettings::default().auth(|s| change(&mut s.transport))).await;
     pair.wait_until_serving().await;
     pair
+}
+
+fn seconds(value: f64) -> Seconds {
+    Seconds(Duration::from_secs_f64(value))
 }
 
 /// A raw HTTP/2 connection, driven in the background.
@@ -116,14 +120,14 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 
 #[tokio::test]
 async fn one_connection_gets_a_bounded_number_of_streams() {
-    let pair = auth_with(&["--max-streams-per-connection=8"]).await;
+    let pair = auth_with(|t| t.max_streams_per_connection = 8).await;
     let send = h2_connect(pair.auth_addr).await;
     assert_eq!(send.current_max_send_streams(), 8);
 }
 
 #[tokio::test]
 async fn beyond_the_in_flight_limit_requests_are_refused_at_once() {
-    let pair = auth_with(&["--max-in-flight-requests=4"]).await;
+    let pair = auth_with(|t| t.max_in_flight_requests = 4).await;
     let mut send = h2_connect(pair.auth_addr).await;
     let mut held = Vec::new();
     for _ in 0..4 {
@@ -165,7 +169,7 @@ async fn beyond_the_in_flight_limit_requests_are_refused_at_once() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_they_are_buffered() {
-    let pair = auth_with(&[]).await;
+    let pair = auth_with(|_| {}).await;
     let mut send = h2_connect(pair.auth_addr).await;
     // Forty streams, each announcing 4 MB and sending 2.5 MB of it, never
     // finishing: each is refused once it passes the RPC's limit, without
@@ -188,7 +192,7 @@ async fn oversized_bodies_are_refused_before_they_are_buffered() {
 
 #[tokio::test]
 async fn a_request_that_outlives_its_deadline_is_answered_deadline_exceeded() {
-    let pair = auth_with(&["--request-timeout-seconds=1"]).await;
+    let pair = auth_with(|t| t.request_timeout_seconds = seconds(1.0)).await;
     let mut send = h2_connect(pair.auth_addr).await;
     // The client's shorter grpc-timeout wins...
     let started = Instant::now();
@@ -205,11 +209,11 @@ async fn a_request_that_outlives_its_deadline_is_answered_deadline_exceeded() {
 
 #[tokio::test]
 async fn silent_connections_are_closed() {
-    let pair = auth_with(&[
-        "--connection-idle-seconds=1",
-        "--keepalive-seconds=0.3",
-        "--keepalive-timeout-seconds=0.3",
-    ])
+    let pair = auth_with(|t| {
+        t.connection_idle_seconds = seconds(1.0);
+        t.keepalive_seconds = seconds(0.3);
+        t.keepalive_timeout_seconds = seconds(0.3);
+    })
     .await;
     // Not even the HTTP/2 preface.
     let mut silent = TcpStream::connect(pair.auth_addr).await.unwrap();
@@ -225,7 +229,7 @@ async fn silent_connections_are_closed() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_are_closed_at_once() {
-    let pair = auth_with(&["--max-connections=2"]).await;
+    let pair = auth_with(|t| t.max_connections = 2).await;
     let _first = TcpStream::connect(pair.auth_addr).await.unwrap();
     let _second = TcpStream::connect(pair.auth_addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -235,7 +239,7 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
 
 #[tokio::test]
 async fn http1_and_garbage_are_closed_cleanly() {
-    let pair = auth_with(&[]).await;
+    let pair = auth_with(|_| {}).await;
     for bytes in [
         &b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not TLS either",
@@ -251,7 +255,7 @@ async fn http1_and_garbage_are_closed_cleanly() {
 
 #[tokio::test]
 async fn request_ids_from_clients_are_bounded_and_sanitized() {
-    let pair = auth_with(&[]).await;
+    let pair = auth_with(|_| {}).await;
     let mut auth = pair.auth_client().await;
     let mut echoed = async |id: &str| {
         let mut request = tonic::Request::new(ninaivalaigal::auth_v1::GetJwksRequest {});

@@ -1,10 +1,10 @@
-//! The auth-service's database access: schema, rows, and the queries the
-//! handlers use. The auth role's policies let it see every row of its own
-//! tables (it must find accounts before anyone is authenticated), so these
-//! queries need no per-transaction user setting.
+//! The auth-service's database access: rows (of the kernel's
+//! `ninaivalaigal::schema`) and the queries the handlers use. The auth role's
+//! policies let it see every row of its own tables (it must find accounts
+//! before anyone is authenticated), so these queries need no per-transaction
+//! user setting.
 
 pub mod models;
-pub mod schema;
 pub mod sessions;
 pub mod users;
 

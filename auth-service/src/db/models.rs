@@ -2,9 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use ninaivalaigal::schema::{audit_events, refresh_tokens, revoked_sessions, sessions, users};
 use uuid::Uuid;
-
-use super::schema::{audit_events, refresh_tokens, revoked_sessions, sessions, users};
 
 /// Role name of administrators.
 pub const ROLE_ADMIN: &str = "admin";

@@ -3,12 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ninaivalaigal::schema::{refresh_tokens, revoked_sessions, sessions, users};
 use uuid::Uuid;
 
-use super::{
-    models::{RefreshToken, RevokedSession, Session, User},
-    schema::{refresh_tokens, revoked_sessions, sessions, users},
-};
+use super::models::{RefreshToken, RevokedSession, Session, User};
 use crate::error::Result;
 
 /// Why a session was revoked, as stored in `sessions.revoked_reason`.

@@ -3,11 +3,9 @@
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ninaivalaigal::schema::users;
 
-use super::{
-    models::{NewUser, ROLE_ADMIN, User},
-    schema::users,
-};
+use super::models::{NewUser, ROLE_ADMIN, User};
 use crate::error::{Error, Result};
 
 /// Creates an account; ALREADY_EXISTS when the email is taken.

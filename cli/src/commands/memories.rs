@@ -23,7 +23,7 @@ const NO_CONTEXT_HINT: &str =
 /// Most memories the memory-service returns per page.
 const MAX_PAGE: u32 = 1000;
 
-/// A memory as the seed writes it: `{"type": "note", "data": {...}}`.
+/// A memory as `eM remember` takes it: `{"type": "note", "data": {...}}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MemoryInput {
@@ -32,7 +32,7 @@ struct MemoryInput {
     data: Json,
 }
 
-/// Splits the seed's JSON into the type and the data object.
+/// Splits a memory's JSON into the type and the data object.
 pub fn parse_memory(text: &str) -> Result<(String, Map<String, Json>), Failure> {
     let invalid = |error: serde_json::Error| {
         Failure::usage(format!("the memory is not valid: {error}")).hint(SHAPE_HINT)
@@ -168,7 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_shape_splits_into_type_and_data() {
+    fn the_documented_shape_splits_into_type_and_data() {
         let (kind, data) =
             parse_memory(r#" {"type": "note", "data": {"message": "hi", "n": [1, 2]}} "#).unwrap();
         assert_eq!(kind, "note");

@@ -5,11 +5,9 @@ use std::collections::HashMap;
 
 use diesel::{dsl::count_star, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ninaivalaigal::schema::{memories, recording_contexts};
 
-use super::{
-    models::{ContextRow, NewContext},
-    schema::{memories, recording_contexts},
-};
+use super::models::{ContextRow, NewContext};
 use crate::error::Result;
 
 /// Inserts a context and returns it.

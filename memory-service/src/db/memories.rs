@@ -7,11 +7,9 @@ use diesel::{
     sql_types::{Bool, Text},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ninaivalaigal::schema::{memories, recording_contexts};
 
-use super::{
-    models::{MemoryRow, NewMemory},
-    schema::{memories, recording_contexts},
-};
+use super::models::{MemoryRow, NewMemory};
 use crate::{error::Result, paging::Position, recall::RecallQuery};
 
 /// Inserts a memory and returns it.

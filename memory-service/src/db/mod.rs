@@ -6,7 +6,6 @@
 pub mod contexts;
 pub mod memories;
 pub mod models;
-pub mod schema;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

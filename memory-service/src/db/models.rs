@@ -11,8 +11,7 @@ use diesel::{
     serialize::{self, IsNull, Output, ToSql},
     sql_types::Json,
 };
-
-use super::schema::{memories, recording_contexts};
+use ninaivalaigal::schema::{memories, recording_contexts};
 
 /// A row of `recording_contexts`.
 #[derive(Clone, Debug, Queryable, Selectable)]

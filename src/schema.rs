@@ -1,5 +1,10 @@
-// @generated-style: matches `diesel print-schema` for the tables of
-// migrations/2026-11-23-000001_initial_schema that the auth-service uses.
+// @generated automatically by Diesel CLI.
+
+pub mod sql_types {
+    #[derive(diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "tsvector", schema = "pg_catalog"))]
+    pub struct Tsvector;
+}
 
 diesel::table! {
     audit_events (id) {
@@ -11,6 +16,34 @@ diesel::table! {
         email -> Nullable<Text>,
         client_addr -> Nullable<Text>,
         detail -> Jsonb,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Tsvector;
+
+    memories (owner_id, id) {
+        owner_id -> Int8,
+        id -> Int8,
+        context_id -> Int8,
+        memory_type -> Text,
+        data -> Json,
+        search -> Tsvector,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    recording_contexts (owner_id, id) {
+        owner_id -> Int8,
+        id -> Int8,
+        name -> Text,
+        description -> Text,
+        visibility -> Text,
+        is_active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -58,11 +91,14 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(recording_contexts -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    memories,
+    recording_contexts,
     refresh_tokens,
     revoked_sessions,
     sessions,
