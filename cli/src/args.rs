@@ -96,8 +96,8 @@ pub enum Command {
     Register(RegisterArgs),
     /// Log in; the password is prompted for without echo, or read from stdin.
     Login(LoginArgs),
-    /// End the session and delete the saved credentials.
-    Logout,
+    /// End the session at the auth-service that issued it, then delete the saved credentials.
+    Logout(LogoutArgs),
     /// Show who you are logged in as.
     Whoami,
     /// List your contexts.
@@ -143,6 +143,16 @@ pub struct LoginArgs {
     /// the behaviour whenever stdin is not a terminal.
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+/// `eM logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Only delete the saved credentials, without ending the session (for
+    /// when its auth-service is gone for good); the session stays valid
+    /// until it expires.
+    #[arg(long)]
+    pub local: bool,
 }
 
 /// `eM context ...`.
@@ -248,6 +258,7 @@ mod tests {
             vec!["eM", "register", "--email", "a@example.com"],
             vec!["eM", "login", "--email", "a@example.com"],
             vec!["eM", "logout"],
+            vec!["eM", "logout", "--local"],
             vec!["eM", "whoami"],
             vec!["eM", "contexts"],
             vec!["eM", "context", "create", "proj"],

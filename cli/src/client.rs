@@ -138,7 +138,7 @@ impl App {
         F: Fn(Bearer) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let token = self.session.token().await?;
+        let token = self.session.token(server).await?;
         match call(Bearer::new(token.value())?).await {
             Ok(response) => Ok(response.into_inner()),
             Err(status) if status.code() == tonic::Code::Unauthenticated => match token {
@@ -146,7 +146,7 @@ impl App {
                 Token::Saved(_) => {
                     // Expired early, clock skew, or rotated keys: one fresh
                     // token, one retry.
-                    let fresh = self.session.refreshed(&token).await?;
+                    let fresh = self.session.refreshed(&token, server).await?;
                     call(Bearer::new(fresh.value())?)
                         .await
                         .map(tonic::Response::into_inner)

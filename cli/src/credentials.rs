@@ -13,7 +13,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::exit::{Failure, Kind};
+use crate::{
+    config::same_server,
+    exit::{Failure, Kind, Server},
+};
 
 /// Everything `eM` keeps between runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,36 @@ pub struct Credentials {
     pub server_url: String,
     /// auth-service URL that issued the tokens.
     pub auth_url: String,
+}
+
+impl Credentials {
+    /// Refuses to send these tokens to any server but the one of the same
+    /// kind they were obtained with: a flag or a variable (perhaps set by
+    /// a directory's `.envrc`) pointing elsewhere must not hand them out.
+    /// Logging in at the new URL replaces them.
+    pub fn check_destination(&self, to: &Server) -> Result<(), Failure> {
+        let bound = match to {
+            Server::Memory(_) => &self.server_url,
+            Server::Auth(_) => &self.auth_url,
+        };
+        if same_server(bound, to.url()) {
+            return Ok(());
+        }
+        Err(Failure::new(
+            Kind::Auth,
+            format!(
+                "your saved login is for the {} at {bound}; refusing to send it to {}",
+                to.name(),
+                to.url()
+            ),
+        )
+        .hint(format!(
+            "run `eM login {} {}` to log in there, or leave out {} to use the saved login",
+            to.flag(),
+            to.url(),
+            to.setting()
+        )))
+    }
 }
 
 /// Where the credentials live.
@@ -249,6 +282,37 @@ pub(crate) mod tests {
             failure.hint.as_deref(),
             Some("run `eM login` to replace it")
         );
+    }
+
+    #[test]
+    fn tokens_go_only_to_the_servers_they_were_obtained_with() {
+        let saved = sample();
+        for to in [
+            Server::Memory("http://127.0.0.1:13370/".to_owned()),
+            Server::Auth("http://127.0.0.1:13371".to_owned()),
+        ] {
+            saved.check_destination(&to).unwrap();
+        }
+        for to in [
+            Server::Auth("http://evil.example".to_owned()),
+            Server::Auth("http://127.0.0.1:13370".to_owned()),
+            Server::Memory("http://127.0.0.1:13371".to_owned()),
+            Server::Memory("https://127.0.0.1:13370".to_owned()),
+        ] {
+            let failure = saved.check_destination(&to).unwrap_err();
+            assert_eq!(failure.kind, Kind::Auth);
+            assert!(
+                failure
+                    .message
+                    .contains(&format!("; refusing to send it to {}", to.url())),
+                "{failure}"
+            );
+            assert!(failure.hint.unwrap().contains(&format!(
+                "`eM login {} {}`",
+                to.flag(),
+                to.url()
+            )));
+        }
     }
 
     #[tokio::test]

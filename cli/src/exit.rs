@@ -87,23 +87,34 @@ pub enum Server {
 }
 
 impl Server {
-    fn name(&self) -> &'static str {
+    /// `memory-service` or `auth-service`.
+    pub fn name(&self) -> &'static str {
         match self {
             Server::Memory(_) => "memory-service",
             Server::Auth(_) => "auth-service",
         }
     }
 
-    fn url(&self) -> &str {
+    /// The URL the call goes to.
+    pub fn url(&self) -> &str {
         match self {
             Server::Memory(url) | Server::Auth(url) => url,
         }
     }
 
-    fn setting(&self) -> &'static str {
+    /// The variable and the flag that choose the URL.
+    pub fn setting(&self) -> &'static str {
         match self {
             Server::Memory(_) => "NINAIVALAIGAL_SERVER_URL or --server-url",
             Server::Auth(_) => "NINAIVALAIGAL_AUTH_URL or --auth-url",
+        }
+    }
+
+    /// The flag that chooses the URL.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            Server::Memory(_) => "--server-url",
+            Server::Auth(_) => "--auth-url",
         }
     }
 }

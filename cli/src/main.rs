@@ -13,6 +13,7 @@ mod exit;
 mod mcp;
 mod output;
 mod session;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -21,7 +22,7 @@ use clap::Parser;
 use crate::{
     args::{Cli, Command},
     client::App,
-    config::Config,
+    config::{Config, cleartext_warning},
     exit::{Failure, Kind},
 };
 
@@ -45,9 +46,33 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let config = Config::resolve(&cli.global)?;
+    warn_about_cleartext(&cli.command, &config, cli.global.json);
     let app = App::new(config)?;
     match cli.command {
         Command::Mcp => mcp::serve(app).await,
         command => commands::run(&app, command, cli.global.json).await,
+    }
+}
+
+/// Warns once, on stderr, when this command would send a password or a token
+/// over plain `http://` to another machine.
+fn warn_about_cleartext(command: &Command, config: &Config, json: bool) {
+    let saved_auth_url;
+    let urls = match command {
+        Command::Logout(args) if args.local => return,
+        // logout talks only to the auth-service that issued the saved login.
+        Command::Logout(_) => {
+            saved_auth_url = config
+                .credentials
+                .load()
+                .ok()
+                .flatten()
+                .map(|saved| saved.auth_url);
+            vec![saved_auth_url.as_deref().unwrap_or(&config.auth_url)]
+        }
+        _ => vec![config.server_url.as_str(), config.auth_url.as_str()],
+    };
+    if let Some(warning) = cleartext_warning(&urls) {
+        output::print_warning(json, &warning);
     }
 }

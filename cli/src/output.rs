@@ -9,7 +9,10 @@ use prost_types::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
-use crate::exit::{Failure, Kind};
+use crate::{
+    exit::{Failure, Kind},
+    terminal::{self, escape},
+};
 
 /// Something a command prints.
 pub trait Render: Serialize {
@@ -17,15 +20,28 @@ pub trait Render: Serialize {
     fn human(&self) -> String;
 }
 
-/// Prints `value` as text or as one JSON document.
+/// Prints `value` as text or as one JSON document. Neither carries a
+/// character the terminal would act on (see `terminal`): views escape what
+/// they were sent, and the text is checked once more as a whole.
 pub fn print<T: Render>(json: bool, value: &T) {
     if json {
-        println!("{}", to_json(value));
+        println!("{}", terminal::to_json(value));
     } else {
         let text = value.human();
         if !text.is_empty() {
-            println!("{}", text.trim_end());
+            println!("{}", terminal::escape_lines(text.trim_end()));
         }
+    }
+}
+
+/// Prints a warning on stderr: a line of text, or with `--json` one line of
+/// `{"warning": {"message": ...}}`.
+pub fn print_warning(json: bool, message: &str) {
+    if json {
+        let document = serde_json::json!({ "warning": { "message": message } });
+        eprintln!("{}", terminal::to_json_line(&document));
+    } else {
+        eprintln!("warning: {}", escape(message));
     }
 }
 
@@ -48,11 +64,12 @@ pub fn print_failure(json: bool, failure: &Failure) {
                 "hint": failure.hint,
             }
         });
-        eprintln!("{}", to_json(&document));
+        eprintln!("{}", terminal::to_json(&document));
     } else {
-        eprintln!("error: {}", failure.message);
+        // Messages may quote what a server said.
+        eprintln!("error: {}", escape(&failure.message));
         if let Some(hint) = &failure.hint {
-            eprintln!("hint: {hint}");
+            eprintln!("hint: {}", escape(hint));
         }
     }
 }
@@ -134,7 +151,9 @@ impl Render for LoginView {
         };
         format!(
             "{verb} as {} ({}).\nCredentials saved to {}.",
-            self.user.email, self.user.name, self.credentials_file
+            escape(&self.user.email),
+            escape(&self.user.name),
+            escape(&self.credentials_file)
         )
     }
 }
@@ -157,11 +176,11 @@ impl Render for WhoAmIView {
         };
         format!(
             "{} ({}), user id {}, role {}\nsession {} via {source}, token valid until {}",
-            self.user.email,
-            self.user.name,
+            escape(&self.user.email),
+            escape(&self.user.name),
             self.user.id,
-            self.user.role,
-            self.session_id,
+            escape(&self.user.role),
+            escape(&self.session_id),
             human_time(self.access_token_expire_time)
         )
     }
@@ -175,12 +194,19 @@ pub struct LogoutView {
     pub revoked: bool,
     /// Whether saved credentials were deleted.
     pub credentials_removed: bool,
+    /// `--local`: the session was deliberately left alone.
+    #[serde(skip)]
+    pub local_only: bool,
 }
 
 impl Render for LogoutView {
     fn human(&self) -> String {
         match (&self.email, self.credentials_removed) {
-            (Some(email), _) => format!("Logged out {email}."),
+            (Some(email), _) if !self.revoked && self.local_only => format!(
+                "Deleted the saved login of {} without ending its session: it stays valid until it expires.",
+                escape(email)
+            ),
+            (Some(email), _) => format!("Logged out {}.", escape(email)),
             (None, true) => "Logged out.".to_owned(),
             (None, false) => "You were not logged in.".to_owned(),
         }
@@ -218,16 +244,16 @@ impl From<memory_v1::Context> for ContextView {
 
 impl Render for ContextView {
     fn human(&self) -> String {
-        let mut lines = vec![format!("Context {}", self.name)];
+        let mut lines = vec![format!("Context {}", escape(&self.name))];
         if !self.description.is_empty() {
-            lines.push(format!("  description: {}", self.description));
+            lines.push(format!("  description: {}", escape(&self.description)));
         }
         lines.push(format!(
             "  recording:   {}",
             if self.recording { "yes" } else { "no" }
         ));
         lines.push(format!("  memories:    {}", self.memory_count));
-        lines.push(format!("  visibility:  {}", self.visibility));
+        lines.push(format!("  visibility:  {}", escape(&self.visibility)));
         lines.push(format!("  created:     {}", human_time(self.create_time)));
         lines.push(format!("  updated:     {}", human_time(self.update_time)));
         lines.join("\n")
@@ -242,10 +268,8 @@ pub struct CreatedContextView {
 
 impl Render for CreatedContextView {
     fn human(&self) -> String {
-        format!(
-            "Created context {}. Start recording into it with `eM start --context {}`.",
-            self.context.name, self.context.name
-        )
+        let name = escape(&self.context.name);
+        format!("Created context {name}. Start recording into it with `eM start --context {name}`.")
     }
 }
 
@@ -263,11 +287,11 @@ impl Render for ContextListView {
         let mut table = table(&["NAME", "RECORDING", "MEMORIES", "CREATED", "DESCRIPTION"]);
         for context in &self.contexts {
             table.add_row(vec![
-                context.name.clone(),
+                escape(&context.name).into_owned(),
                 if context.recording { "●" } else { "" }.to_owned(),
                 context.memory_count.to_string(),
                 human_time(context.create_time),
-                context.description.clone(),
+                escape(&context.description).into_owned(),
             ]);
         }
         render(&table)
@@ -285,7 +309,7 @@ impl Render for DeletedContextView {
     fn human(&self) -> String {
         format!(
             "Deleted context {} and {} memor{}.",
-            self.name,
+            escape(&self.name),
             self.deleted_memories,
             if self.deleted_memories == 1 {
                 "y"
@@ -306,9 +330,9 @@ pub struct StartedView {
 
 impl Render for StartedView {
     fn human(&self) -> String {
-        let mut text = format!("Recording into context {}.", self.context.name);
+        let mut text = format!("Recording into context {}.", escape(&self.context.name));
         if let Some(previous) = &self.previous {
-            text.push_str(&format!(" Stopped recording {previous}."));
+            text.push_str(&format!(" Stopped recording {}.", escape(previous)));
         }
         text
     }
@@ -322,7 +346,7 @@ pub struct StoppedView {
 
 impl Render for StoppedView {
     fn human(&self) -> String {
-        format!("Stopped recording context {}.", self.context.name)
+        format!("Stopped recording context {}.", escape(&self.context.name))
     }
 }
 
@@ -372,7 +396,9 @@ impl Render for RememberedView {
     fn human(&self) -> String {
         format!(
             "Remembered {} {} in context {}.",
-            self.memory.kind, self.memory.id, self.memory.context
+            escape(&self.memory.kind),
+            self.memory.id,
+            escape(&self.memory.context)
         )
     }
 }
@@ -395,9 +421,9 @@ impl Render for RecallView {
             table.add_row(vec![
                 memory.id.to_string(),
                 human_time(memory.create_time),
-                memory.context.clone(),
-                memory.kind.clone(),
-                summary(&memory.data),
+                escape(&memory.context).into_owned(),
+                escape(&memory.kind).into_owned(),
+                escape(&summary(&memory.data)).into_owned(),
             ]);
         }
         let mut text = render(&table);
@@ -462,6 +488,50 @@ mod tests {
             })
         );
         assert!(view.human().contains("hi"));
+    }
+
+    #[test]
+    fn views_escape_what_they_were_sent() {
+        let hostile = "x\u{1b}]52;c;ZXZpbA==\u{7}\u{9b}2J\u{202e}\nhint: y";
+        let context = ContextView {
+            name: "proj".to_owned(),
+            description: hostile.to_owned(),
+            visibility: "private".to_owned(),
+            recording: true,
+            memory_count: 1,
+            create_time: None,
+            update_time: None,
+        };
+        let memory = MemoryView {
+            id: 1,
+            context: "proj".to_owned(),
+            kind: hostile.to_owned(),
+            data: json!({"message": hostile}).as_object().unwrap().clone(),
+            create_time: None,
+        };
+        let texts = [
+            context.human(),
+            ContextListView {
+                contexts: vec![context.clone()],
+            }
+            .human(),
+            RecallView {
+                memories: vec![memory.clone()],
+                next_page_token: None,
+            }
+            .human(),
+            RememberedView { memory }.human(),
+        ];
+        for text in texts {
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c != '\n' && crate::terminal::is_unsafe(c)),
+                "{text:?}"
+            );
+            assert!(text.contains("x\\u{1b}]52;c;"), "{text}");
+            assert!(!text.contains("\nhint: y"), "no line of its own: {text}");
+        }
     }
 
     #[test]

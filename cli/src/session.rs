@@ -7,6 +7,10 @@
 //! refreshed on every call) or when a service refuses it. Refreshing happens
 //! under the credentials lock and re-reads the file first, so concurrent `eM`
 //! processes (a shell and the MCP server) spend each refresh token once.
+//!
+//! Saved tokens only ever go to the servers they were obtained with (see
+//! [`Credentials::check_destination`]); a token from the variable goes
+//! wherever the user points it.
 
 use chrono::{DateTime, Utc};
 use ninaivalaigal::{
@@ -53,8 +57,8 @@ impl Session {
         Self { config, auth }
     }
 
-    /// The token to send now, refreshed first if it is about to expire.
-    pub async fn token(&self) -> Result<Token, Failure> {
+    /// The token to send now to `to`, refreshed first if it is about to expire.
+    pub async fn token(&self, to: &Server) -> Result<Token, Failure> {
         if let Some(token) = &self.config.env_token {
             return Ok(Token::Env(token.clone()));
         }
@@ -63,27 +67,33 @@ impl Session {
             .credentials
             .load()?
             .ok_or_else(Failure::not_logged_in)?;
+        saved.check_destination(to)?;
         if needs_refresh(&saved, Utc::now(), self.config.refresh_margin) {
-            return self.refresh(&saved.access_token, false).await;
+            return self.refresh(&saved.access_token, false, to).await;
         }
         Ok(Token::Saved(saved.access_token))
     }
 
-    /// A new token after `rejected` was refused by a service.
-    pub async fn refreshed(&self, rejected: &Token) -> Result<Token, Failure> {
+    /// A new token for `to` after `rejected` was refused by it.
+    pub async fn refreshed(&self, rejected: &Token, to: &Server) -> Result<Token, Failure> {
         match rejected {
             Token::Env(_) => Err(Failure::new(
                 Kind::Auth,
                 "the token in NINAIVALAIGAL_USER_TOKEN was refused",
             )),
-            Token::Saved(token) => self.refresh(token, true).await,
+            Token::Saved(token) => self.refresh(token, true, to).await,
         }
     }
 
-    async fn refresh(&self, stale: &str, refused: bool) -> Result<Token, Failure> {
+    async fn refresh(&self, stale: &str, refused: bool, to: &Server) -> Result<Token, Failure> {
         let file = &self.config.credentials;
         let _lock = file.lock().await?;
         let saved = file.load()?.ok_or_else(Failure::not_logged_in)?;
+        // Read again under the lock: it may be another login by now. The
+        // refresh token goes to the auth-service, the new access token to `to`.
+        let auth = Server::Auth(self.config.auth_url.clone());
+        saved.check_destination(&auth)?;
+        saved.check_destination(to)?;
         let now = Utc::now();
         // Another process may have refreshed while we waited for the lock.
         if saved.access_token != stale && !needs_refresh(&saved, now, self.config.refresh_margin) {
@@ -115,7 +125,7 @@ impl Session {
             }
             Err(status) => Err(match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
-                    Failure::from_status(&status, &Server::Auth(self.config.auth_url.clone()))
+                    Failure::from_status(&status, &auth)
                 }
                 _ => Failure::session_expired(),
             }),

@@ -226,3 +226,41 @@ async fn an_assistant_remembers_and_recalls_through_mcp() {
 
     client.cancel().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memories_with_terminal_escapes_come_back_exactly() {
+    // The CLI escapes them for the terminal; the assistant gets the data.
+    let pair = spawn_pair().await;
+    let user = pair.register_user("eve@example.com").await;
+    let mut em = Em::new(&pair);
+    em.user_token = Some(user.access_token.clone());
+    let client = connect(&em).await;
+
+    let hostile = "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{9b}31m\u{7f}\u{202e}txt\u{2066}\r\n";
+    let description = format!("desc {hostile}");
+    success(
+        &call(
+            &client,
+            "create_context",
+            json!({"name": "proj", "description": description}),
+        )
+        .await,
+    );
+    let data = json!({"message": hostile, hostile: [hostile]});
+    let kind = "note\u{202e}exe";
+    success(
+        &call(
+            &client,
+            "remember",
+            json!({"type": kind, "data": data, "context": "proj"}),
+        )
+        .await,
+    );
+    let recalled = success(&call(&client, "recall", json!({"context": "proj"})).await);
+    assert_eq!(recalled["memories"][0]["data"], data);
+    assert_eq!(recalled["memories"][0]["type"], kind);
+    let shown = success(&call(&client, "get_context", json!({"context": "proj"})).await);
+    assert_eq!(shown["description"], description);
+
+    client.cancel().await.expect("clean shutdown");
+}

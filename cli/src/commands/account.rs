@@ -1,17 +1,27 @@
 //! register, login, logout, whoami.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::{
+    io::{self, BufRead, IsTerminal, Write},
+    time::Duration,
+};
 
 use chrono::Utc;
-use ninaivalaigal::auth_v1::{LoginRequest, LogoutRequest, RegisterRequest, WhoAmIRequest};
-use tonic::Code;
+use ninaivalaigal::auth_v1::{
+    LoginRequest, LogoutRequest, RegisterRequest, WhoAmIRequest,
+    auth_service_client::AuthServiceClient,
+};
+use tonic::{Code, Status};
 
 use crate::{
-    client::{App, Bearer},
-    exit::{Failure, Kind},
+    client::{App, Bearer, channel},
+    credentials::Credentials,
+    exit::{Failure, Kind, Server},
     output::{LoginView, LogoutView, WhoAmIView, time},
     session::credentials_for,
 };
+
+/// How long ending a replaced login may hold up the new one.
+const REPLACED_LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Creates an account and saves its first session.
 pub async fn register(
@@ -83,12 +93,16 @@ async fn save(
     let previous = app.config.credentials.load().ok().flatten();
     app.config.credentials.save(&credentials)?;
     // The login this one replaces would otherwise stay valid until it
-    // expires; end it (best effort: it may be expired or revoked already).
-    if let Some(previous) = previous.filter(|previous| previous.auth_url == app.config.auth_url) {
+    // expires; end it at the auth-service that issued it, which may be
+    // another one (best effort: it may be expired, revoked or unreachable).
+    if let Some(previous) = previous
+        && let Ok(channel) = channel(&previous.auth_url, &app.config)
+    {
         let request = LogoutRequest {
             refresh_token: previous.refresh_token,
         };
-        let _ = app.auth_client().logout(request).await;
+        let mut client = AuthServiceClient::new(channel);
+        let _ = tokio::time::timeout(REPLACED_LOGOUT_TIMEOUT, client.logout(request)).await;
     }
     Ok(LoginView {
         session_id: credentials.session_id.clone(),
@@ -99,54 +113,86 @@ async fn save(
     })
 }
 
-/// Revokes the session and deletes the saved credentials. The local file
-/// goes even when the auth-service cannot be reached, and the failure to
-/// revoke is then reported.
-pub async fn logout(app: &App) -> Result<LogoutView, Failure> {
+/// Ends the saved session at the auth-service that issued it, whatever
+/// `--auth-url` or `NINAIVALAIGAL_AUTH_URL` say (the refresh token goes
+/// nowhere else), then deletes the saved credentials.
+///
+/// When that auth-service cannot be reached or fails, the credentials are
+/// kept and the command fails: deleting them would leave a session that is
+/// still valid (for anyone who copied the token) with no way left to end it
+/// from here, while `Logged out` suggested otherwise. Running `eM logout`
+/// again later ends it; `local_only` (`--local`) deletes the credentials
+/// without trying, for an auth-service that is gone for good.
+pub async fn logout(app: &App, local_only: bool) -> Result<LogoutView, Failure> {
     let file = &app.config.credentials;
+    // A refresh by another process meanwhile would spend the refresh token
+    // this sends.
+    let _lock = file.lock().await?;
     let saved = file.load().ok().flatten();
-    let revocation = match (&saved, &app.config.env_token) {
-        (Some(saved), _) => {
-            let request = LogoutRequest {
-                refresh_token: saved.refresh_token.clone(),
-            };
-            Some(app.auth_client().logout(request).await)
-        }
+    let revoked = match (&saved, &app.config.env_token) {
+        (_, _) if local_only => false,
+        (Some(saved), _) => end_saved_session(app, saved).await?,
+        // The user's own token, sent where the user points.
         (None, Some(token)) => {
             let request = Bearer::new(token)?.request(LogoutRequest::default());
-            Some(app.auth_client().logout(request).await)
+            match app.auth_client().logout(request).await {
+                Ok(_) => true,
+                Err(status) if already_ended(&status) => false,
+                Err(status) => return Err(Failure::from_status(&status, &app.auth_server())),
+            }
         }
-        (None, None) => None,
+        (None, None) => false,
     };
     let credentials_removed = file.remove()?;
-    let revoked = match revocation {
-        None => false,
-        Some(Ok(_)) => true,
-        // Already revoked or expired: nothing left to end.
-        Some(Err(status))
-            if matches!(
-                status.code(),
-                Code::Unauthenticated | Code::NotFound | Code::PermissionDenied
-            ) =>
-        {
-            false
-        }
-        Some(Err(status)) => {
-            let failure = Failure::from_status(&status, &app.auth_server());
-            return Err(Failure {
-                message: format!(
-                    "removed the saved login, but could not revoke the session: {}",
-                    failure.message
-                ),
-                ..failure
-            });
-        }
-    };
     Ok(LogoutView {
         email: saved.map(|saved| saved.email),
         revoked,
         credentials_removed,
+        local_only,
     })
+}
+
+/// Ends `saved`'s session at its own auth-service; `Ok(false)` if it had
+/// ended already.
+async fn end_saved_session(app: &App, saved: &Credentials) -> Result<bool, Failure> {
+    if saved.refresh_token_expire_time <= Utc::now() {
+        return Ok(false);
+    }
+    let issuer = Server::Auth(saved.auth_url.clone());
+    let mut client = AuthServiceClient::new(channel(&saved.auth_url, &app.config)?);
+    let request = LogoutRequest {
+        refresh_token: saved.refresh_token.clone(),
+    };
+    match client.logout(request).await {
+        Ok(_) => Ok(true),
+        Err(status) if already_ended(&status) => Ok(false),
+        Err(status) => {
+            let failure = Failure::from_status(&status, &issuer);
+            Err(Failure::new(
+                failure.kind,
+                format!(
+                    "could not end the session, so the saved login is kept: {}",
+                    failure.message
+                ),
+            )
+            .hint(format!(
+                "run `eM logout` again once the auth-service at {} answers; `eM logout --local` deletes the saved login without ending the session, which then stays valid until {}",
+                saved.auth_url,
+                saved.refresh_token_expire_time.format("%Y-%m-%d %H:%M:%SZ")
+            )))
+        }
+    }
+}
+
+/// The auth-service's answer for a session that is revoked or expired
+/// already: nothing is left to end.
+fn already_ended(status: &Status) -> bool {
+    // A status with a source was made on this side from a failed connection.
+    std::error::Error::source(status).is_none()
+        && matches!(
+            status.code(),
+            Code::Unauthenticated | Code::NotFound | Code::PermissionDenied
+        )
 }
 
 /// Who the current token belongs to.

@@ -37,7 +37,7 @@ pub async fn run(app: &App, command: Command, json: bool) -> Result<(), Failure>
             print(json, &account::login(app, &email, password).await?);
             warn_if_overridden(app);
         }
-        Command::Logout => print(json, &account::logout(app).await?),
+        Command::Logout(args) => print(json, &account::logout(app, args.local).await?),
         Command::Whoami => print(json, &account::whoami(app).await?),
         Command::Contexts => print(json, &contexts::list(app).await?),
         Command::Context(ContextCommand::Create { name, description }) => {
@@ -101,7 +101,8 @@ async fn confirm_delete(app: &App, name: &str) -> Result<(), Failure> {
     }
     let context = contexts::show(app, name).await?;
     eprint!(
-        "Delete context {name} and its {} memories? [y/N] ",
+        "Delete context {} and its {} memories? [y/N] ",
+        crate::terminal::escape(name),
         context.memory_count
     );
     io::stderr().flush().ok();
