@@ -3,9 +3,13 @@
 //! server that collects tokens, and memories written to take over the
 //! terminal that shows them.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use chrono::{Duration, Utc};
 use ninaivalaigal::auth_v1::RefreshRequest;
@@ -61,7 +65,7 @@ impl Trap {
                     .metadata()
                     .get("authorization")
                     .map(|value| value.to_str().unwrap_or("(not ASCII)").to_owned());
-                record.lock().unwrap().push(authorization);
+                record.lock().push(authorization);
                 Err(Status::unauthenticated(HOSTILE))
             }))
             .add_routes(Routes::default())
@@ -71,7 +75,7 @@ impl Trap {
     }
 
     fn seen(&self) -> Vec<Option<String>> {
-        self.seen.lock().unwrap().clone()
+        self.seen.lock().clone()
     }
 
     fn assert_untouched(&self, attack: &str) {
