@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use ninaivalaigal::token::TokenError;
+use ninaivalaigal::{bearer::BearerError, paging::PagingError, token::TokenError};
 use tonic::{Code, Status, metadata::MetadataValue};
 
 /// Everything a handler can fail with.
@@ -52,6 +52,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 fn retry_after_secs(after: &Duration) -> u64 {
     // Round up: "try again in 0 seconds" would invite an immediate retry.
     after.as_secs() + u64::from(after.subsec_nanos() > 0)
+}
+
+impl From<BearerError> for Error {
+    fn from(error: BearerError) -> Self {
+        Self::Unauthenticated(error.to_string())
+    }
+}
+
+impl From<PagingError> for Error {
+    fn from(error: PagingError) -> Self {
+        if error.is_client_error() {
+            Self::InvalidArgument(error.to_string())
+        } else {
+            Self::Internal(error.into())
+        }
+    }
 }
 
 impl From<TokenError> for Error {

@@ -4,10 +4,13 @@
 
 use std::net::IpAddr;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use ninaivalaigal::auth_v1 as pb;
+use ninaivalaigal::{
+    auth_v1 as pb,
+    paging::{self, Cursor, PageLimits},
+};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tonic::metadata::MetadataMap;
 
@@ -19,8 +22,18 @@ use crate::{
     input::Email,
 };
 
-const DEFAULT_PAGE_SIZE: i64 = 50;
-const MAX_PAGE_SIZE: i64 = 500;
+const PAGE_LIMITS: PageLimits = PageLimits::new(50, 500);
+
+/// Where ListUsers continues: after the account with this id.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersCursor {
+    after: i64,
+}
+
+impl Cursor for UsersCursor {
+    const KIND: &'static str = "users";
+}
 
 /// The caller, who must be an administrator.
 async fn admin(
@@ -57,26 +70,6 @@ async fn target(
     Ok(user)
 }
 
-fn page_token(last_id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("after:{last_id}"))
-}
-
-fn parse_page_token(token: &str) -> Result<i64> {
-    if token.is_empty() {
-        return Ok(0);
-    }
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("after:")?.parse().ok())
-        .ok_or_else(|| {
-            Error::InvalidArgument(
-                "page_token is not valid; pass the next_page_token of the previous page".into(),
-            )
-        })
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn list_users(
     state: &AuthState,
@@ -86,25 +79,14 @@ pub async fn list_users(
 ) -> Result<pb::ListUsersResponse> {
     let mut conn = db::connection(&state.pool).await?;
     let caller = admin(state, metadata, &mut conn).await?;
-    let page_size = match i64::from(request.page_size) {
-        0 => DEFAULT_PAGE_SIZE,
-        size if size < 0 => {
-            return Err(Error::InvalidArgument(
-                "page_size must not be negative".into(),
-            ));
-        }
-        size => size.min(MAX_PAGE_SIZE),
-    };
-    let after = parse_page_token(&request.page_token)?;
-    let mut users = db::users::page(&mut conn, after, page_size + 1).await?;
-    let next_page_token = if users.len() as i64 > page_size {
-        users.truncate(page_size as usize);
-        users
-            .last()
-            .map(|user| page_token(user.id))
-            .unwrap_or_default()
-    } else {
-        String::new()
+    let page_size = PAGE_LIMITS.page_size(request.page_size)?;
+    let after =
+        paging::decode::<UsersCursor>(&request.page_token)?.map_or(0, |cursor| cursor.after);
+    let mut users = db::users::page(&mut conn, after, page_size.fetch_limit()).await?;
+    let more = page_size.cut(&mut users);
+    let next_page_token = match users.last() {
+        Some(last) if more => paging::encode(&UsersCursor { after: last.id })?,
+        _ => String::new(),
     };
     AuditEvent::new(Event::AdminListUsers, client)
         .actor(caller.user.id)
@@ -112,7 +94,7 @@ pub async fn list_users(
         .record(&mut conn)
         .await?;
     Ok(pb::ListUsersResponse {
-        users: users.iter().map(convert::user).collect(),
+        users: users.iter().map(convert::user).collect::<Result<_>>()?,
         next_page_token,
     })
 }
@@ -150,7 +132,7 @@ pub async fn disable_user(
         "account disabled"
     );
     Ok(pb::DisableUserResponse {
-        user: Some(convert::user(&user)),
+        user: Some(convert::user(&user)?),
     })
 }
 
@@ -190,17 +172,4 @@ pub async fn delete_user(
         "account deleted"
     );
     Ok(pb::DeleteUserResponse {})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_garbage_is_refused() {
-        assert_eq!(parse_page_token(&page_token(42)).unwrap(), 42);
-        assert_eq!(parse_page_token("").unwrap(), 0);
-        assert!(parse_page_token("garbage!").is_err());
-        assert!(parse_page_token(&URL_SAFE_NO_PAD.encode("after:x")).is_err());
-    }
 }

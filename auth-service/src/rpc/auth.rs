@@ -75,8 +75,8 @@ pub async fn register(
         .await?;
     tracing::info!(user_id = user.id, "registered");
     Ok(pb::RegisterResponse {
-        user: Some(convert::user(&user)),
-        session: Some(convert::session(issued)),
+        user: Some(convert::user(&user)?),
+        session: Some(convert::session(issued)?),
     })
 }
 
@@ -119,8 +119,8 @@ pub async fn login(
     };
     match sessions::login(&mut conn, state.issuer(), &state.throttle, attempt).await? {
         LoginOutcome::LoggedIn { user, session } => Ok(pb::LoginResponse {
-            user: Some(convert::user(&user)),
-            session: Some(convert::session(session)),
+            user: Some(convert::user(&user)?),
+            session: Some(convert::session(session)?),
         }),
         LoginOutcome::Refused(refusal) => Err(refusal.into()),
     }
@@ -139,7 +139,7 @@ pub async fn refresh(
     let mut conn = db::connection(&state.pool).await?;
     match sessions::refresh(&mut conn, state.issuer(), token, client).await? {
         RefreshOutcome::Rotated(issued) => Ok(pb::RefreshResponse {
-            session: Some(convert::session(issued)),
+            session: Some(convert::session(issued)?),
         }),
         RefreshOutcome::Refused(refusal) => Err(refusal.into()),
     }
@@ -181,7 +181,7 @@ pub async fn who_am_i(state: &AuthState, metadata: &MetadataMap) -> Result<pb::W
     let mut conn = db::connection(&state.pool).await?;
     let caller = state.authenticate(metadata, &mut conn).await?;
     Ok(pb::WhoAmIResponse {
-        user: Some(convert::user(&caller.user)),
+        user: Some(convert::user(&caller.user)?),
         session_id: caller.session.id.to_string(),
         access_token_expire_time: Some(prost_types::Timestamp {
             seconds: caller.claims.exp,

@@ -1,19 +1,19 @@
 //! Rows and tokens to protobuf messages.
 
 use chrono::{DateTime, Utc};
-use ninaivalaigal::auth_v1 as pb;
+use ninaivalaigal::{auth_v1 as pb, timestamp::to_timestamp};
 use prost_types::Timestamp;
 
 use crate::{
     db::models::{ROLE_ADMIN, User},
+    error::{Error, Result},
     sessions::IssuedSession,
 };
 
-pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+/// A time this service stored or computed; one a Timestamp cannot hold is
+/// our fault, not the client's.
+fn timestamp(field: &'static str, at: DateTime<Utc>) -> Result<Timestamp> {
+    to_timestamp(field, at).map_err(|error| Error::Internal(error.into()))
 }
 
 pub fn role(name: &str) -> pb::Role {
@@ -24,24 +24,30 @@ pub fn role(name: &str) -> pb::Role {
     }
 }
 
-pub fn user(user: &User) -> pb::User {
-    pb::User {
+pub fn user(user: &User) -> Result<pb::User> {
+    Ok(pb::User {
         id: user.id,
         email: user.email.clone(),
         name: user.name.clone(),
         account_type: user.account_type.clone(),
         role: role(&user.role).into(),
-        create_time: Some(timestamp(user.created_at)),
+        create_time: Some(timestamp("create_time", user.created_at)?),
         disabled: user.disabled_at.is_some(),
-    }
+    })
 }
 
-pub fn session(issued: IssuedSession) -> pb::Session {
-    pb::Session {
+pub fn session(issued: IssuedSession) -> Result<pb::Session> {
+    Ok(pb::Session {
         access_token: issued.access.token,
-        access_token_expire_time: Some(timestamp(issued.access.expires_at)),
+        access_token_expire_time: Some(timestamp(
+            "access_token_expire_time",
+            issued.access.expires_at,
+        )?),
         refresh_token: issued.refresh_token,
-        refresh_token_expire_time: Some(timestamp(issued.refresh_expires_at)),
+        refresh_token_expire_time: Some(timestamp(
+            "refresh_token_expire_time",
+            issued.refresh_expires_at,
+        )?),
         session_id: issued.session_id.to_string(),
-    }
+    })
 }

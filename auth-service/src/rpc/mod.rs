@@ -21,7 +21,7 @@ use crate::{
         self,
         models::{Session, User},
     },
-    error::{Error, Result},
+    error::Result,
     passwords::Passwords,
     sessions::Issuer,
     throttle::LoginThrottle,
@@ -77,23 +77,7 @@ fn client_addr<T>(request: &Request<T>) -> Option<IpAddr> {
 
 /// The token of an `authorization: Bearer <token>` header.
 fn bearer_token(metadata: &MetadataMap) -> Result<&str> {
-    let value = metadata.get("authorization").ok_or_else(|| {
-        Error::Unauthenticated(
-            "missing access token: send `authorization: Bearer <access_token>`".into(),
-        )
-    })?;
-    let value = value
-        .to_str()
-        .map_err(|_| Error::Unauthenticated("authorization header is not text".into()))?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
-        Error::Unauthenticated("authorization header must be `Bearer <access_token>`".into())
-    })?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Error::Unauthenticated(
-            "authorization header must be `Bearer <access_token>`".into(),
-        ));
-    }
-    Ok(token.trim())
+    Ok(ninaivalaigal::bearer::from_metadata(metadata)?)
 }
 
 /// A caller authenticated by a valid access token whose session is live and
