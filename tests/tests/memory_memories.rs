@@ -139,10 +139,28 @@ async fn remember_refuses_bad_data_with_clear_messages() {
         "{}",
         status.message()
     );
-    // Far over the limit is stopped by the transport's message size.
+    // Far over the limit is stopped by the transport, as soon as the
+    // message's length arrives, with the same clear answer.
     let huge = json!({"t": "x".repeat(1_000_000)});
     let status = memory.remember("work", "note", huge).await.unwrap_err();
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("1000 bytes"), "{status:?}");
+    // A memory within the limit is never refused for its protobuf size,
+    // even one made only of numbers (11 bytes of protobuf per 2 of JSON).
+    let numbers = json!({"n": vec![0; (1000 - r#"{"n":[]}"#.len()) / 2]});
+    assert!(numbers.to_string().len() <= 1000);
+    memory.remember("work", "note", numbers).await.unwrap();
+    // JSON nested deeper than protobuf decodes is INVALID_ARGUMENT, not INTERNAL.
+    let mut deep = json!(0);
+    for _ in 0..60 {
+        deep = json!([deep]);
+    }
+    let status = memory
+        .remember("work", "note", json!({"deep": deep}))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("nest"), "{status:?}");
 
     for bad_type in ["", " padded", "line\nbreak", &"t".repeat(65)] {
         let status = memory
