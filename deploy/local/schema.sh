@@ -47,16 +47,17 @@ install_diesel_cli() {
 # Sets SCRATCH_URL to a new, migrated database, dropped when the script exits.
 migrate_scratch() {
   bash deploy/local/postgres.sh
-  # shellcheck disable=SC1090
-  . "$STATE_DIR/db.env"
+  OWNER_PASSWORD=$(db_env_value NINAIVALAIGAL_OWNER_DB_PASSWORD)
+  PG_PORT=$(db_env_value NINAIVALAIGAL_PG_PORT)
   SCRATCH_DB="ninaivalaigal_schema_$$_$(date +%s)"
-  SCRATCH_URL="postgres://ninaivalaigal_owner:$NINAIVALAIGAL_OWNER_DB_PASSWORD@127.0.0.1:$NINAIVALAIGAL_PG_PORT/$SCRATCH_DB"
+  SCRATCH_URL="postgres://ninaivalaigal_owner:$OWNER_PASSWORD@127.0.0.1:$PG_PORT/$SCRATCH_DB"
   trap cleanup EXIT
   owner_psql -c "CREATE DATABASE $SCRATCH_DB"
   # An empty config: `diesel migration run` would otherwise rewrite the schema
-  # file named in diesel.toml as a side effect.
-  "$DIESEL" migration run --config-file /dev/null \
-    --migration-dir migrations --database-url "$SCRATCH_URL" >/dev/null
+  # file named in diesel.toml as a side effect. The URL travels in the
+  # environment, never on a command line that `ps` shows.
+  DATABASE_URL="$SCRATCH_URL" "$DIESEL" migration run --config-file /dev/null \
+    --migration-dir migrations >/dev/null
 }
 
 cleanup() {
@@ -65,8 +66,8 @@ cleanup() {
 }
 
 owner_psql() {
-  PGPASSWORD="$NINAIVALAIGAL_OWNER_DB_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 \
-    -h 127.0.0.1 -p "$NINAIVALAIGAL_PG_PORT" -U ninaivalaigal_owner -d ninaivalaigal "$@" >/dev/null
+  PGPASSWORD="$OWNER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 \
+    -h 127.0.0.1 -p "$PG_PORT" -U ninaivalaigal_owner -d ninaivalaigal "$@" >/dev/null
 }
 
 main() {
@@ -79,7 +80,7 @@ main() {
   install_diesel_cli
   migrate_scratch
   GENERATED=$(mktemp)
-  "$DIESEL" print-schema --database-url "$SCRATCH_URL" >"$GENERATED"
+  DATABASE_URL="$SCRATCH_URL" "$DIESEL" print-schema >"$GENERATED"
   if ! $check; then
     cp "$GENERATED" "$SCHEMA_FILE"
     log "wrote $SCHEMA_FILE"
