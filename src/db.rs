@@ -100,6 +100,60 @@ pub async fn run_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
     .await?
 }
 
+/// The version of the newest migration compiled into this binary.
+pub fn expected_schema_version() -> anyhow::Result<String> {
+    use diesel::migration::MigrationSource;
+    MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|error| anyhow::anyhow!("cannot read the embedded migrations: {error}"))?
+        .iter()
+        .map(|migration| migration.name().version().to_string())
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no migrations are embedded"))
+}
+
+/// Ok when a pooled connection answers and the database has every
+/// migration this binary was built with: what both services' readiness
+/// checks need from their database.
+pub async fn check_ready(pool: &PgPool, expected_version: &str) -> anyhow::Result<()> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|error| anyhow::anyhow!("no database connection: {error}"))?;
+    check_schema_version(&mut conn, expected_version).await
+}
+
+/// Ok when the database has every migration this binary was built with, so
+/// that a service never serves against an older schema (for example before
+/// a deployment's migration job has run). A newer schema is fine: migrations
+/// only add what older binaries can ignore.
+pub async fn check_schema_version(
+    conn: &mut AsyncPgConnection,
+    expected: &str,
+) -> anyhow::Result<()> {
+    use diesel::{OptionalExtension, QueryableByName, sql_types::Text};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        #[allow(dead_code)]
+        version: String,
+    }
+    let applied: Option<Applied> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations WHERE version = $1")
+            .bind::<Text, _>(expected)
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(|error| anyhow::anyhow!("cannot read the schema version: {error}"))?;
+    match applied {
+        Some(_) => Ok(()),
+        None => anyhow::bail!(
+            "the database lacks migration {expected}: run ninaivalaigal-migrate (or the migration job) first"
+        ),
+    }
+}
+
 /// Database settings that every service takes the same way.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DatabaseSettings {

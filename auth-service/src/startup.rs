@@ -141,6 +141,7 @@ impl Application {
             );
         let readiness = AuthReadiness {
             pool: state.pool.clone(),
+            schema_version: ninaivalaigal::db::expected_schema_version()?,
         };
         frame
             .serve(
@@ -153,17 +154,18 @@ impl Application {
     }
 }
 
-/// Ready while the database answers: without it nobody can register, log
-/// in or refresh.
+/// Ready while the database answers with the schema this binary expects:
+/// without it nobody can register, log in or refresh.
 struct AuthReadiness {
     pool: PgPool,
+    schema_version: String,
 }
 
 impl Readiness for AuthReadiness {
     async fn check(&self) -> Result<(), String> {
-        db::ping(&self.pool)
+        ninaivalaigal::db::check_ready(&self.pool, &self.schema_version)
             .await
-            .map_err(|error| format!("database: {error}"))
+            .map_err(|error| format!("database: {error:#}"))
     }
 }
 

@@ -15,7 +15,6 @@ use tower::Layer;
 use crate::{
     auth::{Authenticator, RequireUserLayer},
     config::Settings,
-    db,
     jwks::JwksSource,
     revocation::RevocationList,
     rpc::{MemoryRpc, MemoryState},
@@ -118,30 +117,36 @@ impl Application {
         let memory_service = RequireUserLayer::new(authenticator)
             .layer(MemoryServiceServer::new(rpc).max_decoding_message_size(body_limits.largest()));
         tracing::info!(hs256 = jwks.is_none(), "verifying access tokens");
+        let readiness = MemoryReadiness {
+            pool,
+            schema_version: ninaivalaigal::db::expected_schema_version()?,
+            jwks,
+        };
         frame
             .serve(
                 Services::new().with(memory_service),
                 body_limits,
-                MemoryReadiness { pool, jwks },
+                readiness,
                 shutdown,
             )
             .await
     }
 }
 
-/// Ready while the service can do its work: the database answers and, in
-/// EdDSA mode, the auth-service's public keys have been fetched (without
-/// them every token would be refused).
+/// Ready while the service can do its work: the database answers with the
+/// schema this binary expects and, in EdDSA mode, the auth-service's public
+/// keys have been fetched (without them every token would be refused).
 struct MemoryReadiness {
     pool: PgPool,
+    schema_version: String,
     jwks: Option<Arc<JwksSource>>,
 }
 
 impl Readiness for MemoryReadiness {
     async fn check(&self) -> Result<(), String> {
-        db::ping(&self.pool)
+        ninaivalaigal::db::check_ready(&self.pool, &self.schema_version)
             .await
-            .map_err(|error| format!("database: {error}"))?;
+            .map_err(|error| format!("database: {error:#}"))?;
         match &self.jwks {
             Some(jwks) if !jwks.has_keys() => Err(format!(
                 "no public keys from the auth-service at {} yet",

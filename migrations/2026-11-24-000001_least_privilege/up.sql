@@ -7,3 +7,7 @@ DROP POLICY memory_service_own_user ON users;
 REVOKE ALL ON users FROM ninaivalaigal_memory;
 REVOKE ALL ON revoked_sessions FROM ninaivalaigal_memory;
 GRANT SELECT (session_id, access_expires_at) ON revoked_sessions TO ninaivalaigal_memory;
+
+-- Readiness: each service checks that the schema has the migrations it was
+-- built with before it reports SERVING.
+GRANT SELECT ON __diesel_schema_migrations TO ninaivalaigal_auth, ninaivalaigal_memory;

@@ -6,6 +6,11 @@ use std::{future::Future, time::Duration};
 
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+/// The health-check name that says only "this process serves requests", for
+/// liveness and startup probes: SERVING whatever the readiness check says,
+/// so a database outage makes a pod unready but never gets it restarted.
+pub const LIVENESS: &str = "liveness";
+
 /// What a service must have to do its work (its database, its keys).
 pub trait Readiness: Send + Sync + 'static {
     /// `Ok` when ready; otherwise what is missing, for the log.

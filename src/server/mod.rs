@@ -34,7 +34,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-pub use health::Readiness;
+pub use health::{LIVENESS, Readiness};
 pub use layers::{BodyLimits, Deadline};
 pub use settings::TransportSettings;
 
@@ -129,6 +129,9 @@ impl ServerFrame {
                 .set_service_status(service, ServingStatus::NotServing)
                 .await;
         }
+        health_reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         self.tasks.spawn(health::report(
             health_reporter,
             names.clone(),

@@ -5,7 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 use ninaivalaigal::db::run_migrations;
-use ninaivalaigal_tests::{TestDb, cluster::Role, pair::channel, spawn_pair};
+use std::time::Duration;
+
+use diesel_async::SimpleAsyncConnection;
+use ninaivalaigal::settings::Seconds;
+use ninaivalaigal_tests::{
+    PairSettings, TestDb, cluster::Role, eventually, pair::channel, spawn_pair, spawn_pair_with,
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -65,6 +71,47 @@ async fn both_services_report_serving_over_real_sockets() {
         ServingStatus::Serving
     );
     pair.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_the_expected_schema_the_services_are_alive_but_not_ready() {
+    let often = |s: &mut ninaivalaigal::server::TransportSettings| {
+        s.health_check_seconds = Seconds(Duration::from_millis(100));
+    };
+    let pair = spawn_pair_with(
+        PairSettings::default()
+            .auth(move |s| often(&mut s.transport))
+            .memory(move |s| often(&mut s.transport)),
+    )
+    .await;
+    pair.wait_until_serving().await;
+    let latest = ninaivalaigal::db::expected_schema_version().unwrap();
+    let mut owner = pair.db.connect(Role::Owner).await;
+    // As if the binaries were deployed before the migration job ran.
+    owner
+        .batch_execute(&format!(
+            "DELETE FROM __diesel_schema_migrations WHERE version = '{latest}'"
+        ))
+        .await
+        .unwrap();
+    for addr in [pair.auth_addr, pair.memory_addr] {
+        eventually(
+            "NOT_SERVING without the latest migration",
+            Duration::from_secs(10),
+            async || health(addr, "").await == ServingStatus::NotServing,
+        )
+        .await;
+        // Liveness is about the process, not its dependencies: a probe on it
+        // never restarts a pod for the database's sake.
+        assert_eq!(health(addr, "liveness").await, ServingStatus::Serving);
+    }
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{latest}')"
+        ))
+        .await
+        .unwrap();
+    pair.wait_until_serving().await;
 }
 
 #[tokio::test]

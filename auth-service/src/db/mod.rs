@@ -16,11 +16,3 @@ use crate::error::Result;
 pub async fn connection(pool: &PgPool) -> Result<PooledConnection<'_>> {
     Ok(pool.get().await?)
 }
-
-/// Checks that the database answers, for the health status.
-pub async fn ping(pool: &PgPool) -> Result<()> {
-    use diesel_async::RunQueryDsl;
-    let mut conn = connection(pool).await?;
-    diesel::sql_query("SELECT 1").execute(&mut *conn).await?;
-    Ok(())
-}

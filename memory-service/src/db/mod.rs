@@ -35,10 +35,3 @@ where
     })
     .await
 }
-
-/// Checks that the database answers, for the health status.
-pub async fn ping(pool: &PgPool) -> Result<()> {
-    let mut conn = pool.get().await?;
-    diesel::sql_query("SELECT 1").execute(&mut *conn).await?;
-    Ok(())
-}
