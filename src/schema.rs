@@ -31,6 +31,15 @@ diesel::table! {
         data -> Json,
         search -> Tsvector,
         created_at -> Timestamptz,
+        data_bytes -> Int4,
+    }
+}
+
+diesel::table! {
+    memory_usage (owner_id) {
+        owner_id -> Int8,
+        memories -> Int8,
+        bytes -> Int8,
     }
 }
 
@@ -91,6 +100,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(memory_usage -> users (owner_id));
 diesel::joinable!(recording_contexts -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -98,6 +108,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     memories,
+    memory_usage,
     recording_contexts,
     refresh_tokens,
     revoked_sessions,

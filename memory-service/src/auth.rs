@@ -68,6 +68,11 @@ impl Authenticator {
             verified = self.verifier.verify(token);
         }
         let claims = verified.map_err(|error| Error::Unauthenticated(error.to_string()))?;
+        if !self.revocations.has_loaded() {
+            return Err(Error::Unavailable(
+                "cannot check access tokens against revocations yet: the revoked-session list has not been read from the database; try again shortly".into(),
+            ));
+        }
         if self.revocations.is_revoked(&claims.sid) {
             return Err(Error::Unauthenticated(TokenError::Revoked.to_string()));
         }

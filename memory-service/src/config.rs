@@ -59,6 +59,26 @@ pub struct Settings {
     #[arg(long, env = "NINAIVALAIGAL_MAX_MEMORY_BYTES", default_value_t = 64 * 1024,
           value_parser = clap::value_parser!(u32).range(2..))]
     pub max_memory_bytes: u32,
+
+    /// Most bytes of memories one Recall response holds, counted as their
+    /// encoded size (at least one memory is always returned). A page that
+    /// reaches it ends early with a `next_page_token`, so nothing is lost.
+    /// The default stays under the 4 MiB that gRPC clients accept by default.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_RESPONSE_BYTES", default_value_t = 3 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_response_bytes: u32,
+
+    /// Most memories one user may keep; Remember beyond it is refused with
+    /// RESOURCE_EXHAUSTED until the user forgets some.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_MEMORIES_PER_USER", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    pub max_memories_per_user: u64,
+
+    /// Most bytes of memory JSON one user may keep, all memories together;
+    /// Remember beyond it is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_MEMORY_BYTES_PER_USER", default_value_t = 1 << 30,
+          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    pub max_memory_bytes_per_user: u64,
 }
 
 impl Settings {
@@ -95,7 +115,24 @@ mod tests {
         assert_eq!(settings.auth_url, "http://127.0.0.1:13371");
         assert_eq!(settings.revocation_poll_seconds.0, Duration::from_secs(5));
         assert_eq!(settings.max_memory_bytes, 65536);
+        assert_eq!(settings.max_response_bytes, 3 * 1024 * 1024);
+        assert_eq!(settings.max_memories_per_user, 100_000);
+        assert_eq!(settings.max_memory_bytes_per_user, 1 << 30);
         assert!(settings.jwt.secret.is_none());
+    }
+
+    #[test]
+    fn limits_must_be_positive() {
+        for bad in [
+            "--max-response-bytes=0",
+            "--max-memories-per-user=0",
+            "--max-memory-bytes-per-user=0",
+            "--max-memory-bytes-per-user=-1",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
+        let settings = parse(&["--max-memories-per-user=3"]).unwrap();
+        assert_eq!(settings.max_memories_per_user, 3);
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub enum Error {
     /// A dependency (database, auth-service) cannot be reached; retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// A per-user quota is used up; the message names it and the way out.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The request's deadline passed while the database worked on it.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] DieselError),
@@ -77,6 +83,8 @@ impl From<Error> for Status {
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Unauthenticated(message) => Status::unauthenticated(message),
             Error::Unavailable(message) => Status::unavailable(message),
+            Error::ResourceExhausted(message) => Status::resource_exhausted(message),
+            Error::DeadlineExceeded(message) => Status::deadline_exceeded(message),
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error")

@@ -3,13 +3,17 @@
 //! security.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod input;
 pub mod jwks;
+pub mod offload;
 pub mod paging;
+pub mod quota;
 pub mod recall;
 pub mod revocation;
 pub mod rpc;
+pub mod scope;
 pub mod startup;

@@ -2,7 +2,7 @@
 //! list, pool, the authenticated RPC service) and serves it in the shared
 //! server frame until the shutdown signal.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use ninaivalaigal::{
     db::PgPool,
@@ -10,12 +10,14 @@ use ninaivalaigal::{
     server::{BodyLimits, Readiness, ServerFrame, Services},
     token::TokenVerifier,
 };
+use tokio::time::Instant;
 use tower::Layer;
 
 use crate::{
     auth::{Authenticator, RequireUserLayer},
     config::Settings,
     jwks::JwksSource,
+    quota::Quota,
     revocation::RevocationList,
     rpc::{MemoryRpc, MemoryState},
 };
@@ -86,8 +88,9 @@ impl Application {
         } = self;
         let pool = settings.database.pool();
 
-        let revocations = Arc::new(RevocationList::default());
+        let revocations = Arc::new(RevocationList::new(settings.jwt_leeway()));
         if let Err(error) = revocations.reload(&pool).await {
+            // Not ready, and requests are UNAVAILABLE, until a poll succeeds.
             tracing::warn!(%error, "cannot read the revoked-session list yet");
         }
         frame.spawn({
@@ -101,10 +104,19 @@ impl Application {
             frame.spawn(async move { jwks.keep_fresh(every).await });
         }
 
-        let authenticator = Arc::new(Authenticator::new(verifier, jwks.clone(), revocations));
+        let authenticator = Arc::new(Authenticator::new(
+            verifier,
+            jwks.clone(),
+            revocations.clone(),
+        ));
         let rpc = MemoryRpc::new(Arc::new(MemoryState {
             pool: pool.clone(),
             max_memory_bytes: settings.max_memory_bytes as usize,
+            max_response_bytes: settings.max_response_bytes as usize,
+            quota: Quota::new(
+                settings.max_memories_per_user,
+                settings.max_memory_bytes_per_user,
+            ),
         }));
         let body_limits = BodyLimits::new(SMALL_REQUEST_BYTES).with(
             "/ninaivalaigal.memory.v1.MemoryService/Remember",
@@ -121,6 +133,8 @@ impl Application {
             pool,
             schema_version: ninaivalaigal::db::expected_schema_version()?,
             jwks,
+            revocations,
+            revocations_max_age: RevocationList::max_age(settings.revocation_poll_seconds.0),
         };
         frame
             .serve(
@@ -134,12 +148,16 @@ impl Application {
 }
 
 /// Ready while the service can do its work: the database answers with the
-/// schema this binary expects and, in EdDSA mode, the auth-service's public
-/// keys have been fetched (without them every token would be refused).
+/// schema this binary expects, the revoked-session list has been read
+/// recently (without it a revoked token could pass) and, in EdDSA mode, the
+/// auth-service's public keys have been fetched (without them every token
+/// would be refused).
 struct MemoryReadiness {
     pool: PgPool,
     schema_version: String,
     jwks: Option<Arc<JwksSource>>,
+    revocations: Arc<RevocationList>,
+    revocations_max_age: Duration,
 }
 
 impl Readiness for MemoryReadiness {
@@ -147,6 +165,8 @@ impl Readiness for MemoryReadiness {
         ninaivalaigal::db::check_ready(&self.pool, &self.schema_version)
             .await
             .map_err(|error| format!("database: {error:#}"))?;
+        self.revocations
+            .freshness(Instant::now(), self.revocations_max_age)?;
         match &self.jwks {
             Some(jwks) if !jwks.has_keys() => Err(format!(
                 "no public keys from the auth-service at {} yet",

@@ -230,7 +230,7 @@ async fn the_service_role_owns_nothing_and_cannot_bypass_row_security() {
                 (SELECT count(*) FROM pg_class c
                   WHERE c.relowner = r.oid AND c.relnamespace = 'public'::regnamespace) AS owned,
                 (SELECT count(*) FROM pg_class c
-                  WHERE c.relname IN ('recording_contexts', 'memories', 'users')
+                  WHERE c.relname IN ('recording_contexts', 'memories', 'memory_usage', 'users')
                     AND c.relnamespace = 'public'::regnamespace
                     AND NOT (c.relrowsecurity AND c.relforcerowsecurity)) AS unforced
            FROM pg_roles r WHERE r.rolname = current_user",

@@ -1,6 +1,7 @@
 //! Queries on `memories`. Row-level security limits every one of them to the
 //! caller's rows; none filters by owner itself.
 
+use chrono::{DateTime, Utc};
 use diesel::{
     dsl::sql,
     prelude::*,
@@ -21,23 +22,29 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory<'_>) -> Result
         .await?)
 }
 
-/// One page of `query`'s memories (plus one more, to tell whether another
-/// page follows; see `PageSize::fetch_limit`) with their context's name,
-/// newest first: in the context `context_id` (every context if `None`),
-/// after `after` if given.
-pub async fn recall(
+/// A memory a Recall page may hold: where it is in Recall's order and how
+/// many bytes of JSON it holds, without the JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// Its place in Recall's order.
+    pub position: Position,
+    /// Bytes of its JSON.
+    pub data_bytes: usize,
+}
+
+/// The candidates of one page of `query`, newest first: up to its page size
+/// plus one (to tell whether another page follows; see
+/// `PageSize::fetch_limit`), in the context `context_id` (every context if
+/// `None`), after `after` if given. Reads sizes, not data, so the page can
+/// be cut to its byte budget before any data is loaded.
+pub async fn plan(
     conn: &mut AsyncPgConnection,
     query: &RecallQuery,
     context_id: Option<i64>,
     after: Option<Position>,
-) -> Result<Vec<(MemoryRow, String)>> {
+) -> Result<Vec<Planned>> {
     let mut select = memories::table
-        .inner_join(
-            recording_contexts::table.on(recording_contexts::owner_id
-                .eq(memories::owner_id)
-                .and(recording_contexts::id.eq(memories::context_id))),
-        )
-        .select((MemoryRow::as_select(), recording_contexts::name))
+        .select((memories::created_at, memories::id, memories::data_bytes))
         .order((memories::created_at.desc(), memories::id.desc()))
         .limit(query.page_size.fetch_limit())
         .into_boxed();
@@ -68,7 +75,31 @@ pub async fn recall(
                 .or(memories::created_at.eq(created_at).and(memories::id.lt(id))),
         );
     }
-    Ok(select.load(conn).await?)
+    let rows: Vec<(DateTime<Utc>, i64, i32)> = select.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(created_at, id, data_bytes)| Planned {
+            position: Position { created_at, id },
+            // A generated octet_length: never negative.
+            data_bytes: usize::try_from(data_bytes).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// The memories with these ids, with their context's name, newest first.
+/// One deleted since it was planned is simply absent.
+pub async fn load(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<(MemoryRow, String)>> {
+    Ok(memories::table
+        .inner_join(
+            recording_contexts::table.on(recording_contexts::owner_id
+                .eq(memories::owner_id)
+                .and(recording_contexts::id.eq(memories::context_id))),
+        )
+        .filter(memories::id.eq_any(ids))
+        .select((MemoryRow::as_select(), recording_contexts::name))
+        .order((memories::created_at.desc(), memories::id.desc()))
+        .load(conn)
+        .await?)
 }
 
 /// Deletes one memory; returns whether it existed (for the caller).

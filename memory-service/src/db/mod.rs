@@ -1,37 +1,120 @@
 //! The memory-service's database access. Every query on user data runs
 //! through [`with_user`], inside a transaction that has first told
-//! PostgreSQL who the caller is; the row-level security policies then decide
-//! which rows exist for it.
+//! PostgreSQL who the caller is and how long it may take; the row-level
+//! security policies then decide which rows exist for it.
 
 pub mod contexts;
 pub mod memories;
 pub mod models;
+pub mod usage;
 
-use diesel::sql_types::Text;
+use diesel::{
+    result::{DatabaseErrorKind, Error as DieselError},
+    sql_types::Text,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
-use ninaivalaigal::{db::PgPool, token::AuthenticatedUser};
+use ninaivalaigal::db::PgPool;
+use tokio::time::Instant;
 
-use crate::error::Result;
+use crate::{
+    error::{Error, Result},
+    scope::RequestScope,
+};
 
-/// Runs `work` in one transaction as `user`: checks a connection out, begins,
-/// sets `app.current_user_id` for this transaction only (`is_local`, so it
-/// can never leak to the next user of the pooled connection), then runs
-/// `work` and commits, or rolls back if it fails.
-pub async fn with_user<R, F>(pool: &PgPool, user: &AuthenticatedUser, work: F) -> Result<R>
+/// Runs `work` in one transaction as the scope's user, within its deadline:
+/// checks a connection out, begins, and in one round trip sets
+/// `app.current_user_id` and `statement_timeout` for this transaction only
+/// (`is_local`, so neither can leak to the next user of the pooled
+/// connection), then runs `work` and commits, or rolls back if it fails.
+///
+/// Each statement may run for the time left when the transaction began
+/// (less a reserve for answering); a statement cancelled by it is
+/// DEADLINE_EXCEEDED. Work still running at the deadline is abandoned by
+/// the server frame, and its statement ends at its timeout.
+pub async fn with_user<R, F>(pool: &PgPool, scope: &RequestScope, work: F) -> Result<R>
 where
     R: Send + 'static,
     F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send + 'static,
 {
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
-    let user_id = user.user_id.to_string();
+    let user_id = scope.user.user_id.to_string();
+    // Measured after the checkout, which may have waited.
+    let budget = scope.statement_budget();
+    let timeout_ms = budget.as_millis().min(i32::MAX as u128).to_string();
+    let timed_out_after = Instant::now() + budget;
     conn.transaction(async move |conn| {
-        diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-            .bind::<Text, _>(&user_id)
-            .execute(conn)
-            .await?;
+        diesel::sql_query(
+            "SELECT set_config('app.current_user_id', $1, true), \
+                    set_config('statement_timeout', $2, true)",
+        )
+        .bind::<Text, _>(&user_id)
+        .bind::<Text, _>(&timeout_ms)
+        .execute(conn)
+        .await?;
         work(conn).await
     })
     .await
+    .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
+}
+
+/// A statement cancelled by `statement_timeout` as DEADLINE_EXCEEDED.
+/// diesel does not pass the SQLSTATE (57014) on, so this goes by time: no
+/// statement can have timed out before `timed_out_after` (its timer starts
+/// when PostgreSQL receives it), and a database error past that point comes
+/// when the request has run out of time anyway.
+fn deadline_exceeded_if_timed_out(error: Error, timed_out_after: Instant) -> Error {
+    match error {
+        Error::Database(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info))
+            if Instant::now() >= timed_out_after =>
+        {
+            tracing::info!(
+                detail = info.message(),
+                "database statement ran out of time"
+            );
+            Error::DeadlineExceeded(
+                "the database did not finish this request within its deadline; retry with a longer deadline or a narrower request".into(),
+            )
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn unknown_database_error() -> Error {
+        Error::Database(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("canceling statement due to statement timeout".to_owned()),
+        ))
+    }
+
+    #[test]
+    fn a_database_error_after_the_statement_budget_is_deadline_exceeded() {
+        let spent = Instant::now() - Duration::from_millis(1);
+        let error = deadline_exceeded_if_timed_out(unknown_database_error(), spent);
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert!(
+            status.message().contains("deadline"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn errors_before_the_budget_is_spent_stay_what_they_are() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let error = deadline_exceeded_if_timed_out(unknown_database_error(), later);
+        assert_eq!(tonic::Status::from(error).code(), tonic::Code::Internal);
+        let spent = Instant::now() - Duration::from_millis(1);
+        let not_found = Error::Database(DieselError::NotFound);
+        let error = deadline_exceeded_if_timed_out(not_found, spent);
+        assert_eq!(tonic::Status::from(error).code(), tonic::Code::NotFound);
+    }
 }

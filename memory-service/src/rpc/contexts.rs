@@ -8,7 +8,7 @@ use ninaivalaigal::{
 };
 use tonic::Request;
 
-use super::{MemoryState, caller, convert};
+use super::{MemoryState, convert};
 use crate::{
     db::{
         self, contexts,
@@ -17,6 +17,7 @@ use crate::{
     error::{Error, Result, is_unique_violation},
     input::{ContextName, Description},
     paging::ContextsCursor,
+    scope::RequestScope,
 };
 
 /// ListContexts' page sizes: 100 by default, at most 1000.
@@ -52,15 +53,15 @@ pub async fn create(
     state: &MemoryState,
     request: Request<pb::CreateContextRequest>,
 ) -> Result<pb::CreateContextResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let request = request.into_inner();
     let name = ContextName::parse("name", &request.name)?;
     let description = Description::parse(&request.description)?;
     let visibility = visibility(request.visibility)?;
-    let owner_id = user.user_id;
+    let owner_id = scope.user.user_id;
     let new_name = name.clone();
-    let row = db::with_user(&state.pool, &user, move |conn| {
+    let row = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let new = NewContext {
                 owner_id,
@@ -90,12 +91,12 @@ pub async fn list(
     state: &MemoryState,
     request: Request<pb::ListContextsRequest>,
 ) -> Result<pb::ListContextsResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let request = request.into_inner();
     let page_size = PAGE_LIMITS.page_size(request.page_size)?;
     let cursor = paging::decode::<ContextsCursor>(&request.page_token)?;
-    let (mut rows, counts) = db::with_user(&state.pool, &user, move |conn| {
+    let (mut rows, counts) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let after = cursor.as_ref().map(|cursor| cursor.after.as_str());
             // One more than asked tells whether there is a next page.
@@ -130,10 +131,10 @@ pub async fn get(
     state: &MemoryState,
     request: Request<pb::GetContextRequest>,
 ) -> Result<pb::GetContextResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let name = ContextName::parse("name", &request.get_ref().name)?;
-    let context = db::with_user(&state.pool, &user, move |conn| {
+    let context = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let row = find_named(conn, &name).await?;
             with_count(conn, row).await
@@ -151,10 +152,10 @@ pub async fn delete(
     state: &MemoryState,
     request: Request<pb::DeleteContextRequest>,
 ) -> Result<pb::DeleteContextResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let name = ContextName::parse("name", &request.get_ref().name)?;
-    let deleted_memories = db::with_user(&state.pool, &user, move |conn| {
+    let deleted_memories = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let row = find_named(conn, &name).await?;
             contexts::delete(conn, row.id).await
@@ -170,10 +171,10 @@ pub async fn start_recording(
     state: &MemoryState,
     request: Request<pb::StartRecordingRequest>,
 ) -> Result<pb::StartRecordingResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let name = ContextName::parse("name", &request.get_ref().name)?;
-    let (context, previous) = db::with_user(&state.pool, &user, move |conn| {
+    let (context, previous) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             // Concurrent starts take turns, so each sees the other's result.
             contexts::lock_all(conn).await?;
@@ -206,10 +207,10 @@ pub async fn stop_recording(
     state: &MemoryState,
     request: Request<pb::StopRecordingRequest>,
 ) -> Result<pb::StopRecordingResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let name = ContextName::parse("name", &request.get_ref().name)?;
-    let context = db::with_user(&state.pool, &user, move |conn| {
+    let context = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let row = find_named(conn, &name).await?;
             // Stopping a context that is not recording changes nothing.

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use ninaivalaigal::{json::text_to_struct, memory_v1 as pb, timestamp::to_timestamp};
+use prost::Message;
 use prost_types::Timestamp;
 
 use crate::{
+    budget::ByteBudget,
     db::models::{ContextRow, MemoryRow},
     error::Error,
 };
@@ -62,4 +64,22 @@ pub fn memory(row: MemoryRow, context: String) -> Result<pb::Memory, Error> {
         r#type: row.memory_type,
         data: Some(data),
     })
+}
+
+/// The memories of `rows`, in order, while their encoded size fits in
+/// `byte_limit` (at least one): converted one by one, so a page cut short
+/// converts nothing past its end.
+pub fn page(rows: Vec<(MemoryRow, String)>, byte_limit: usize) -> Result<Vec<pb::Memory>, Error> {
+    let mut budget = ByteBudget::new(byte_limit);
+    let mut memories = Vec::with_capacity(rows.len());
+    for (row, context) in rows {
+        let memory = memory(row, context)?;
+        // As a repeated field of the response: a tag byte and a length prefix.
+        let len = memory.encoded_len();
+        if !budget.take(1 + prost::length_delimiter_len(len) + len) {
+            break;
+        }
+        memories.push(memory);
+    }
+    Ok(memories)
 }

@@ -2,21 +2,24 @@
 
 use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
-use ninaivalaigal::memory_v1 as pb;
+use ninaivalaigal::{json::struct_to_text, memory_v1 as pb};
+use prost::Message;
 use tonic::Request;
 
-use ninaivalaigal::json::struct_to_text;
-
-use super::{MemoryState, caller, contexts::find_named, convert};
+use super::{MemoryState, contexts::find_named, convert};
 use crate::{
+    budget,
     db::{
         self, contexts, memories,
-        models::{ContextRow, JsonText, NewMemory},
+        models::{ContextRow, JsonText, MemoryRow, NewMemory},
+        usage,
     },
     error::{Error, Result},
     input::{ContextName, MemoryType},
+    offload,
     paging::{MemoriesCursor, Position},
     recall::{ContextSelection, RecallQuery},
+    scope::RequestScope,
 };
 
 /// What Remember and Recall say when no context is named and none records.
@@ -38,15 +41,17 @@ pub async fn remember(
     state: &MemoryState,
     request: Request<pb::RememberRequest>,
 ) -> Result<pb::RememberResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let request = request.into_inner();
     let context = ContextName::parse_optional("context", &request.context)?;
     let memory_type = MemoryType::parse("type", &request.r#type)?;
     let data = request.data.ok_or_else(|| {
         Error::InvalidArgument("data is required: a JSON object (it may be empty)".into())
     })?;
-    let json = struct_to_text(data).map_err(|error| Error::InvalidArgument(error.to_string()))?;
+    let json = offload::cpu_bound(data.encoded_len(), move || struct_to_text(data))
+        .await?
+        .map_err(|error| Error::InvalidArgument(error.to_string()))?;
     if json.len() > state.max_memory_bytes {
         return Err(Error::InvalidArgument(format!(
             "memory data is {} bytes of JSON; the limit is {} bytes",
@@ -54,11 +59,17 @@ pub async fn remember(
             state.max_memory_bytes
         )));
     }
+    let bytes = i64::try_from(json.len()).unwrap_or(i64::MAX);
     let data = JsonText(json);
-    let owner_id = user.user_id;
-    let (row, context_name) = db::with_user(&state.pool, &user, move |conn| {
+    let owner_id = scope.user.user_id;
+    let quota = state.quota;
+    let (row, context_name) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let context = resolve(conn, context.as_ref()).await?;
+            // Held until commit: a concurrent Remember waits here and then
+            // sees this memory counted.
+            let usage = usage::lock(conn, owner_id).await?;
+            quota.admit(usage, bytes)?;
             let new = NewMemory {
                 owner_id,
                 context_id: context.id,
@@ -71,9 +82,24 @@ pub async fn remember(
         .boxed()
     })
     .await?;
+    let memory =
+        offload::cpu_bound(row.data.0.len(), move || convert::memory(row, context_name)).await??;
     Ok(pb::RememberResponse {
-        memory: Some(convert::memory(row, context_name)?),
+        memory: Some(memory),
     })
+}
+
+/// Room a memory takes in a response besides its JSON (id, times, type and
+/// context name, field tags), for planning a page before it is loaded.
+const PLANNED_OVERHEAD_BYTES: usize = 256;
+
+/// The memories of one Recall page as loaded, and where the plan ended.
+struct LoadedPage {
+    rows: Vec<(MemoryRow, String)>,
+    /// The last memory the page covers (loaded, or deleted meanwhile).
+    last_planned: Option<Position>,
+    /// Whether memories after `last_planned` were found.
+    more: bool,
 }
 
 #[tracing::instrument(skip_all, fields(user_id))]
@@ -81,11 +107,12 @@ pub async fn recall(
     state: &MemoryState,
     request: Request<pb::RecallRequest>,
 ) -> Result<pb::RecallResponse> {
-    let user = caller(&request)?;
-    tracing::Span::current().record("user_id", user.user_id);
+    let scope = RequestScope::of(&request)?;
+    tracing::Span::current().record("user_id", scope.user.user_id);
     let query = RecallQuery::try_from(request.into_inner())?;
-    let page_size = query.page_size;
-    let (mut rows, fingerprint) = db::with_user(&state.pool, &user, move |conn| {
+    let page_size = query.page_size.get() as usize;
+    let byte_limit = state.max_response_bytes;
+    let (page, fingerprint) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let context_id = match &query.contexts {
                 ContextSelection::All => None,
@@ -94,27 +121,59 @@ pub async fn recall(
             };
             let fingerprint = query.fingerprint(context_id);
             let after = query.after(&fingerprint)?;
-            let rows = memories::recall(conn, &query, context_id, after).await?;
-            Ok((rows, fingerprint))
+            // Sizes first, then only the data that fits the budget.
+            let planned = memories::plan(conn, &query, context_id, after).await?;
+            let candidates = &planned[..planned.len().min(page_size)];
+            let take = budget::fitting(
+                candidates
+                    .iter()
+                    .map(|memory| memory.data_bytes + PLANNED_OVERHEAD_BYTES),
+                byte_limit,
+            );
+            let ids: Vec<i64> = planned[..take].iter().map(|m| m.position.id).collect();
+            let rows = memories::load(conn, &ids).await?;
+            let page = LoadedPage {
+                rows,
+                last_planned: planned[..take].last().map(|m| m.position),
+                more: take < planned.len(),
+            };
+            Ok((page, fingerprint))
         }
         .boxed()
     })
     .await?;
-    let more = page_size.cut(&mut rows);
-    let next_page_token = match rows.last() {
-        Some((last, _)) if more => MemoriesCursor::encode(
-            Position {
-                created_at: last.created_at,
-                id: last.id,
-            },
-            &fingerprint,
-        )?,
-        _ => String::new(),
+    let LoadedPage {
+        rows,
+        last_planned,
+        more,
+    } = page;
+    let positions: Vec<Position> = rows
+        .iter()
+        .map(|(row, _)| Position {
+            created_at: row.created_at,
+            id: row.id,
+        })
+        .collect();
+    let json_bytes = rows.iter().map(|(row, _)| row.data.0.len()).sum();
+    let memories =
+        offload::cpu_bound(json_bytes, move || convert::page(rows, byte_limit)).await??;
+    // The encoded page may be cut shorter than planned; it then resumes
+    // right after its last memory.
+    let resume_after = if memories.len() < positions.len() {
+        memories
+            .len()
+            .checked_sub(1)
+            .and_then(|last| positions.get(last))
+            .copied()
+    } else if more {
+        last_planned
+    } else {
+        None
     };
-    let memories = rows
-        .into_iter()
-        .map(|(row, context)| convert::memory(row, context))
-        .collect::<Result<_>>()?;
+    let next_page_token = match resume_after {
+        Some(position) => MemoriesCursor::encode(position, &fingerprint)?,
+        None => String::new(),
+    };
     Ok(pb::RecallResponse {
         memories,
         next_page_token,
@@ -126,17 +185,17 @@ pub async fn forget(
     state: &MemoryState,
     request: Request<pb::ForgetRequest>,
 ) -> Result<pb::ForgetResponse> {
-    let user = caller(&request)?;
+    let scope = RequestScope::of(&request)?;
     let id = request.get_ref().id;
     tracing::Span::current()
-        .record("user_id", user.user_id)
+        .record("user_id", scope.user.user_id)
         .record("memory_id", id);
     if id <= 0 {
         return Err(Error::InvalidArgument(format!(
             "id must be the positive id of a memory (got {id})"
         )));
     }
-    let deleted = db::with_user(&state.pool, &user, move |conn| {
+    let deleted = db::with_user(&state.pool, &scope, move |conn| {
         async move { memories::delete(conn, id).await }.boxed()
     })
     .await?;

@@ -1,6 +1,10 @@
 //! gRPC handlers of the memory-service. Each handler parses its request into
 //! typed values, then does all of its database work in one [`db::with_user`]
-//! transaction as the caller that the auth layer verified.
+//! transaction in the request's [`RequestScope`]: as the caller that the
+//! auth layer verified, within the request's deadline.
+//!
+//! [`db::with_user`]: crate::db::with_user
+//! [`RequestScope`]: crate::scope::RequestScope
 
 mod contexts;
 mod convert;
@@ -11,11 +15,10 @@ use std::sync::Arc;
 use ninaivalaigal::{
     db::PgPool,
     memory_v1::{self as pb, memory_service_server::MemoryService},
-    token::AuthenticatedUser,
 };
 use tonic::{Request, Response, Status};
 
-use crate::error::Error;
+use crate::quota::Quota;
 
 /// What the handlers share.
 pub struct MemoryState {
@@ -23,6 +26,10 @@ pub struct MemoryState {
     pub pool: PgPool,
     /// Largest memory accepted, in bytes of JSON.
     pub max_memory_bytes: usize,
+    /// Most bytes of memories in one Recall response.
+    pub max_response_bytes: usize,
+    /// What one user may keep.
+    pub quota: Quota,
 }
 
 /// Handlers of `MemoryService`.
@@ -36,16 +43,6 @@ impl MemoryRpc {
     pub fn new(state: Arc<MemoryState>) -> Self {
         Self { state }
     }
-}
-
-/// The caller, as the auth layer verified it. Absent only if the service
-/// was served without the layer: then nobody is let in.
-fn caller<T>(request: &Request<T>) -> Result<AuthenticatedUser, Error> {
-    request
-        .extensions()
-        .get::<AuthenticatedUser>()
-        .cloned()
-        .ok_or_else(|| Error::Unauthenticated("missing access token".into()))
 }
 
 #[tonic::async_trait]
