@@ -36,6 +36,7 @@ async fn main() {
         // The benchmark logs in from one address, wrong passwords included.
         "--login-failures-per-client=100000".to_owned(),
         "--login-failures-per-account=100000".to_owned(),
+        "--registrations-per-client=100000".to_owned(),
     ];
     if !extra.iter().any(|arg| arg.starts_with("--bcrypt-cost")) {
         auth_args.push("--bcrypt-cost=12".to_owned());

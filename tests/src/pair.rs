@@ -55,7 +55,6 @@ pub async fn spawn_pair_with(extra: PairSettings) -> TestPair {
         "auth-service".to_owned(),
         "--listen-addr=127.0.0.1:0".to_owned(),
         format!("--database-url={}", db.url(Role::Auth)),
-        format!("--admin-emails={}", crate::users::ADMIN_EMAIL),
     ];
     if !overridden("--bcrypt-cost") {
         auth_args.push("--bcrypt-cost=4".to_owned());

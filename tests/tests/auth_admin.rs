@@ -322,52 +322,6 @@ async fn admins_get_clear_errors_for_unknown_malformed_and_own_accounts() {
     assert_eq!(status.code(), Code::NotFound);
 }
 
-#[tokio::test]
-async fn listed_admin_emails_are_promoted_at_start_up() {
-    let pair = spawn_pair().await;
-    let user = pair.register_user("boss@example.test").await;
-    let mut admin = pair.admin_client().await;
-    let status = admin
-        .list_users(bearer(list(0, ""), &user.access_token))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
-
-    // A second auth-service on the same database, configured with the email.
-    let key_file = ninaivalaigal_tests::keys::harness_key().write_private_key();
-    let settings = <auth_service::config::Settings as clap::Parser>::try_parse_from([
-        "auth-service".to_owned(),
-        "--listen-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", pair.db.url(Role::Auth)),
-        "--bcrypt-cost=4".to_owned(),
-        format!("--jwt-private-key-file={}", key_file.path.display()),
-        "--admin-emails=Boss@Example.test".to_owned(),
-    ])
-    .unwrap();
-    let restarted = auth_service::startup::Application::build(settings)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(restarted.run_until(async {
-        let _ = stopped.await;
-    }));
-    let mut promoted = false;
-    for _ in 0..100 {
-        if admin
-            .list_users(bearer(list(0, ""), &user.access_token))
-            .await
-            .is_ok()
-        {
-            promoted = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
-    assert!(promoted, "boss@example.test became an admin");
-}
-
 /// Adds a recording context for `owner_id` the way the memory-service
 /// would: as its role, with the RLS user set for the transaction.
 async fn add_recording_context(pair: &TestPair, owner_id: i64) {

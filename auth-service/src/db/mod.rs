@@ -3,6 +3,7 @@
 //! tables (it must find accounts before anyone is authenticated), so these
 //! queries need no per-transaction user setting.
 
+pub mod audit;
 pub mod models;
 pub mod schema;
 pub mod sessions;
