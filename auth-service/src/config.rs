@@ -1,17 +1,62 @@
 //! Typed settings of the auth-service, from `NINAIVALAIGAL_*` environment
-//! variables or the matching flags (`auth-service --help`).
+//! variables or the matching flags (`auth-service --help`), and the
+//! operator's subcommands.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use ninaivalaigal::{
-    db::DatabaseSettings, server::TransportSettings, telemetry::LogSettings, token::JwtSettings,
+    db::DatabaseSettings, server::TransportSettings, settings::Seconds, telemetry::LogSettings,
+    token::JwtSettings,
 };
+
+use crate::{admins::command::AdminCommand, client::Cidr};
+
+/// Settings that are no longer read, and what to do instead. Start-up
+/// refuses to run while one is set, so that nobody silently loses what it
+/// used to do.
+const RETIRED_VARIABLES: &[(&str, &str)] = &[(
+    "NINAIVALAIGAL_ADMIN_EMAILS",
+    "registration no longer makes administrators; unset it and grant the role with \
+     `auth-service admin grant EMAIL`",
+)];
 
 /// Ninaivalaigal auth-service: registers users, logs them in, issues tokens.
 ///
-/// Exactly one of `NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE` (Ed25519, recommended:
-/// other services only ever hold the public key) and `NINAIVALAIGAL_JWT_SECRET`
-/// (HS256 with a shared secret) must be set.
+/// Without a subcommand it serves. Exactly one of
+/// `NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE` (Ed25519, recommended: other services
+/// only ever hold the public key) and `NINAIVALAIGAL_JWT_SECRET` (HS256 with
+/// a shared secret) must be set.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "auth-service", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does instead of serving.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Grant or revoke the admin role, directly in the database (with the
+    /// service's own NINAIVALAIGAL_DATABASE_URL); prints what it did.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// Refuses to start while a retired variable is set (`lookup` reads the
+/// environment), with one line that says what to do instead.
+pub fn refuse_retired_variables(lookup: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<()> {
+    for (name, instead) in RETIRED_VARIABLES {
+        if lookup(name).is_some() {
+            anyhow::bail!("{name} is set, but {instead}");
+        }
+    }
+    Ok(())
+}
+
+/// Settings of the serving auth-service.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(version)]
 pub struct Settings {
@@ -104,10 +149,54 @@ pub struct Settings {
     )]
     pub login_failure_recovery_seconds: u64,
 
-    /// Comma-separated emails of administrators: these accounts get the admin
-    /// role when they register, and existing ones are promoted at start-up.
-    #[arg(long, env = "NINAIVALAIGAL_ADMIN_EMAILS", value_delimiter = ',')]
-    pub admin_emails: Vec<String>,
+    /// Comma-separated networks (CIDR, or single addresses) of reverse
+    /// proxies whose `x-forwarded-for` header names the client, e.g.
+    /// `10.0.0.0/8,127.0.0.1/32`. From any other peer the header is ignored.
+    #[arg(long, env = "NINAIVALAIGAL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Registrations allowed per client (IPv4 address or IPv6 /64) in a
+    /// burst, whether the email is new or taken.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_REGISTRATIONS_PER_CLIENT",
+        default_value_t = 10
+    )]
+    pub registrations_per_client: u32,
+
+    /// Seconds after which a client may register once more after its burst.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_REGISTRATION_RECOVERY_SECONDS",
+        default_value_t = 60
+    )]
+    pub registration_recovery_seconds: u64,
+
+    /// How many of the hashing slots registrations may hold or wait for at
+    /// once (default: half of NINAIVALAIGAL_HASHING_CONCURRENCY, at least
+    /// one), so a flood of registrations cannot starve logins.
+    #[arg(long, env = "NINAIVALAIGAL_REGISTRATION_HASHING_CONCURRENCY")]
+    pub registration_hashing_concurrency: Option<usize>,
+
+    /// Audit rows per minute for each kind of failure (failed login or
+    /// refresh, throttled or refused request) from one client; further
+    /// failures in that minute are counted into one `audit_suppressed` row.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_AUDIT_FAILURES_PER_MINUTE",
+        default_value_t = 20
+    )]
+    pub audit_failures_per_minute: u32,
+
+    /// Days audit rows are kept; housekeeping deletes older ones.
+    #[arg(long, env = "NINAIVALAIGAL_AUDIT_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub audit_retention_days: u32,
+
+    /// Seconds between housekeeping rounds (throttle state, revocations,
+    /// audit summaries and retention).
+    #[arg(long, env = "NINAIVALAIGAL_HOUSEKEEPING_SECONDS", default_value = "60")]
+    pub housekeeping_seconds: Seconds,
 }
 
 impl Settings {
@@ -133,6 +222,18 @@ impl Settings {
                 std::thread::available_parallelism().map_or(1, |cpus| cpus.get() / 2)
             })
             .max(1)
+    }
+
+    /// Hashing slots registrations may take, defaulting to half the slots.
+    pub fn registration_hashing_concurrency(&self) -> usize {
+        self.registration_hashing_concurrency
+            .unwrap_or_else(|| self.hashing_concurrency() / 2)
+            .clamp(1, self.hashing_concurrency())
+    }
+
+    /// How long audit rows are kept.
+    pub fn audit_retention(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.audit_retention_days))
     }
 }
 
@@ -176,7 +277,56 @@ mod tests {
 
     #[test]
     fn lists_are_comma_separated() {
-        let settings = parse(&["--admin-emails=a@x.test,b@x.test"]).unwrap();
-        assert_eq!(settings.admin_emails, ["a@x.test", "b@x.test"]);
+        let settings = parse(&["--trusted-proxies=10.0.0.0/8,127.0.0.1"]).unwrap();
+        assert_eq!(settings.trusted_proxies.len(), 2);
+        assert!(parse(&["--trusted-proxies=10.0.0.0/40"]).is_err());
+        assert!(parse(&[]).unwrap().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn registrations_get_a_smaller_share_of_the_hashing_slots() {
+        let settings = parse(&["--hashing-concurrency=8"]).unwrap();
+        assert_eq!(settings.registration_hashing_concurrency(), 4);
+        let settings = parse(&["--hashing-concurrency=1"]).unwrap();
+        assert_eq!(settings.registration_hashing_concurrency(), 1);
+        let settings = parse(&[
+            "--hashing-concurrency=2",
+            "--registration-hashing-concurrency=5",
+        ])
+        .unwrap();
+        assert_eq!(settings.registration_hashing_concurrency(), 2);
+    }
+
+    #[test]
+    fn admin_emails_are_gone_and_refused_at_start_up() {
+        assert!(parse(&["--admin-emails=a@x.test"]).is_err());
+        let error = refuse_retired_variables(|name| {
+            (name == "NINAIVALAIGAL_ADMIN_EMAILS").then(|| "a@x.test".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(!error.contains('\n'), "{error}");
+        assert!(error.contains("NINAIVALAIGAL_ADMIN_EMAILS"), "{error}");
+        assert!(error.contains("auth-service admin grant"), "{error}");
+        assert!(refuse_retired_variables(|_| None).is_ok());
+    }
+
+    #[test]
+    fn the_operator_command_takes_the_service_settings() {
+        let cli = Cli::try_parse_from([
+            "auth-service",
+            "--database-url=postgres://u:p@h/db",
+            "admin",
+            "grant",
+            "ada@example.test",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Admin(AdminCommand::Grant { ref email })) if email == "ada@example.test"
+        ));
+        let cli =
+            Cli::try_parse_from(["auth-service", "--database-url=postgres://u:p@h/db"]).unwrap();
+        assert!(cli.command.is_none());
     }
 }

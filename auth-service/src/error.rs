@@ -2,7 +2,7 @@
 //! Messages of client errors say what to fix; internal causes are logged here
 //! and never sent.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use ninaivalaigal::{bearer::BearerError, paging::PagingError, token::TokenError};
@@ -29,9 +29,9 @@ pub enum Error {
     /// Allowed in general, but not in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// Too many failed attempts; try again after the given time.
-    #[error("too many failed login attempts; try again in {} seconds", retry_after_secs(.0))]
-    Throttled(Duration),
+    /// Too many attempts of one kind; try again after the given time.
+    #[error("too many {0}; try again in {seconds} seconds", seconds = retry_after_secs(.1))]
+    Throttled(Attempts, Duration),
     /// The service is overloaded or the database unreachable; retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +44,24 @@ pub enum Error {
     /// Anything else that is our fault.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+/// What a throttle counted too many of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempts {
+    /// Logins with a wrong password (or an unknown email).
+    FailedLogins,
+    /// Registrations from one client.
+    Registrations,
+}
+
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::FailedLogins => "failed login attempts",
+            Self::Registrations => "registrations from this address",
+        })
+    }
 }
 
 /// Result of the auth-service's operations.
@@ -86,7 +104,7 @@ impl From<Error> for Status {
             Error::PermissionDenied(message) => Status::permission_denied(message),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Unavailable(message) => Status::unavailable(message),
-            Error::Throttled(after) => {
+            Error::Throttled(_, after) => {
                 let seconds = retry_after_secs(&after);
                 let mut status = Status::new(Code::ResourceExhausted, error.to_string());
                 // The same hint for machines, as an HTTP-style retry-after header.
@@ -117,14 +135,31 @@ mod tests {
 
     #[test]
     fn throttled_says_when_to_retry() {
-        let status = Status::from(Error::Throttled(Duration::from_millis(2500)));
+        let status = Status::from(Error::Throttled(
+            Attempts::FailedLogins,
+            Duration::from_millis(2500),
+        ));
         assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status
+                .message()
+                .starts_with("too many failed login attempts")
+        );
         assert!(
             status.message().contains("3 seconds"),
             "{}",
             status.message()
         );
         assert_eq!(status.metadata().get("retry-after").unwrap(), "3");
+        let status = Status::from(Error::Throttled(
+            Attempts::Registrations,
+            Duration::from_secs(60),
+        ));
+        assert!(
+            status
+                .message()
+                .starts_with("too many registrations from this address; try again in 60 seconds")
+        );
     }
 
     #[test]

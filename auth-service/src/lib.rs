@@ -1,10 +1,13 @@
 //! The auth-service: the only part of Ninaivalaigal that sees passwords and
 //! signs access tokens.
 
+pub mod admins;
 pub mod audit;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod housekeeping;
 pub mod input;
 pub mod keys;
 pub mod passwords;

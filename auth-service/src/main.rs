@@ -1,12 +1,38 @@
 use std::process::ExitCode;
 
-use auth_service::{config::Settings, startup::Application};
+use auth_service::{
+    admins,
+    config::{self, Cli, Command},
+    startup::Application,
+};
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = Settings::parse();
-    ninaivalaigal::telemetry::init(settings.log.log_format);
+    let cli = Cli::parse();
+    ninaivalaigal::telemetry::init(cli.settings.log.log_format);
+    match cli.command {
+        Some(Command::Admin(command)) => {
+            match admins::command::run(&command, &cli.settings.database).await {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("auth-service admin: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => serve(cli.settings).await,
+    }
+}
+
+async fn serve(settings: config::Settings) -> ExitCode {
+    if let Err(error) = config::refuse_retired_variables(|name| std::env::var_os(name)) {
+        eprintln!("auth-service: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {

@@ -1,6 +1,11 @@
 //! bcrypt hashing and verification, run off the async runtime and bounded
 //! by a semaphore: a burst of logins queues here instead of taking every
 //! core from the requests that need none.
+//!
+//! Hashes of new passwords (registrations) first take one of a smaller set
+//! of permits before they queue for a hashing slot, so at most that many of
+//! them are ever ahead of a login in the (first come, first served) queue:
+//! a flood of registrations waits among itself and cannot starve logins.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,6 +22,8 @@ use crate::{
 pub struct Passwords {
     cost: u32,
     slots: Arc<Semaphore>,
+    /// Taken before a slot by hashes of new passwords.
+    new_password_permits: Arc<Semaphore>,
     queue_timeout: Duration,
     /// A hash of a random password at the configured cost, verified when the
     /// email is unknown so that the answer takes as long as for a known one.
@@ -24,8 +31,14 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Prepares hashing at `cost` with at most `concurrency` hashes at once.
-    pub async fn new(cost: u32, concurrency: usize, queue_timeout: Duration) -> Result<Self> {
+    /// Prepares hashing at `cost` with at most `concurrency` hashes at once,
+    /// of which at most `new_password_concurrency` hash new passwords.
+    pub async fn new(
+        cost: u32,
+        concurrency: usize,
+        new_password_concurrency: usize,
+        queue_timeout: Duration,
+    ) -> Result<Self> {
         let dummy_password = uuid::Uuid::new_v4().to_string();
         let dummy_hash = tokio::task::spawn_blocking(move || bcrypt::hash(dummy_password, cost))
             .await
@@ -34,19 +47,31 @@ impl Passwords {
         Ok(Self {
             cost,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            new_password_permits: Arc::new(Semaphore::new(new_password_concurrency.max(1))),
             queue_timeout,
             dummy_hash: dummy_hash.into(),
         })
     }
 
-    /// Hashes a new password.
+    /// Hashes a new password, within the share of new passwords.
     pub async fn hash(&self, password: &NewPassword) -> Result<String> {
         let password = password.expose().to_owned();
         let cost = self.cost;
+        let deadline = tokio::time::Instant::now() + self.queue_timeout;
+        let permit =
+            tokio::time::timeout_at(deadline, self.new_password_permits.clone().acquire_owned())
+                .await
+                .map_err(|_| busy())?
+                .context("hashing semaphore closed")?;
         // The policy (at most 72 bytes, no NUL) means bcrypt reads every byte
         // of it; non_truncating_hash would also refuse exactly 72 bytes.
-        self.run(move || bcrypt::hash(password, cost).context("bcrypt hash failed"))
-            .await
+        let hash = self
+            .run_until(deadline, move || {
+                bcrypt::hash(password, cost).context("bcrypt hash failed")
+            })
+            .await;
+        drop(permit);
+        hash
     }
 
     /// True when `password` matches `hash`. With no hash (unknown account) a
@@ -73,13 +98,18 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+        self.run_until(tokio::time::Instant::now() + self.queue_timeout, work)
             .await
-            .map_err(|_| {
-                Error::Unavailable(
-                    "the server is busy checking passwords; try again shortly".into(),
-                )
-            })?
+    }
+
+    async fn run_until<T: Send + 'static>(
+        &self,
+        deadline: tokio::time::Instant,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let permit = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
             .context("hashing semaphore closed")?;
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -91,12 +121,18 @@ impl Passwords {
     }
 }
 
+fn busy() -> Error {
+    Error::Unavailable("the server is busy checking passwords; try again shortly".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     async fn passwords() -> Passwords {
-        Passwords::new(4, 2, Duration::from_secs(5)).await.unwrap()
+        Passwords::new(4, 2, 1, Duration::from_secs(5))
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -147,11 +183,30 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_unavailable() {
-        let passwords = Passwords::new(4, 1, Duration::from_millis(50))
+        let passwords = Passwords::new(4, 1, 1, Duration::from_millis(50))
             .await
             .unwrap();
         let _held = passwords.slots.clone().acquire_owned().await.unwrap();
         let error = passwords.verify("whatever1", None).await.unwrap_err();
         assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn new_passwords_wait_among_themselves_and_logins_overtake_them() {
+        let passwords = Passwords::new(4, 2, 1, Duration::from_millis(50))
+            .await
+            .unwrap();
+        // One registration holds the share of new passwords...
+        let _registering = passwords
+            .new_password_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap();
+        let password = NewPassword::parse("correct horse".into()).unwrap();
+        let error = passwords.hash(&password).await.unwrap_err();
+        assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+        // ...while logins still find free slots.
+        assert!(!passwords.verify("whatever1", None).await.unwrap());
     }
 }

@@ -4,7 +4,6 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use chrono::Utc;
 use ninaivalaigal::{
     auth_v1::{admin_service_server::AdminServiceServer, auth_service_server::AuthServiceServer},
     db::PgPool,
@@ -12,18 +11,16 @@ use ninaivalaigal::{
 };
 
 use crate::{
+    audit::AuditLimiter,
+    client::TrustedProxies,
     config::Settings,
-    db,
-    input::Email,
+    housekeeping::{self, Housekeeping},
     keys::KeyMaterial,
     passwords::Passwords,
     rpc::{self, AuthState},
-    throttle::LoginThrottle,
+    throttle::{LoginThrottle, RegistrationThrottle},
     tokens::TokenSigner,
 };
-
-/// How often stale throttle state and expired revocations are dropped.
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Largest request of any auth RPC: an email, a name, a password of at
 /// most 72 bytes, a token. Nothing here needs more, and every request of
@@ -35,8 +32,6 @@ pub struct Application {
     frame: ServerFrame,
     settings: Settings,
     state: Arc<AuthState>,
-    /// True while the accounts in NINAIVALAIGAL_ADMIN_EMAILS still need promoting.
-    admins_pending: bool,
 }
 
 impl Application {
@@ -60,27 +55,22 @@ impl Application {
         }
         let refresh_lifetime = chrono::Duration::from_std(settings.refresh_token_lifetime())
             .context("NINAIVALAIGAL_REFRESH_TOKEN_DAYS is too large")?;
-        let admin_emails = settings
-            .admin_emails
-            .iter()
-            .filter(|email| !email.trim().is_empty())
-            .map(|email| {
-                Email::parse(email)
-                    .map(|email| email.as_str().to_owned())
-                    .map_err(|error| {
-                        anyhow::anyhow!("NINAIVALAIGAL_ADMIN_EMAILS: {email:?}: {error}")
-                    })
-            })
-            .collect::<anyhow::Result<_>>()?;
         let throttle = LoginThrottle::new(
             settings.login_failures_per_account,
             settings.login_failures_per_client,
             Duration::from_secs(settings.login_failure_recovery_seconds),
         )
         .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+        let registrations = RegistrationThrottle::new(
+            settings.registrations_per_client,
+            Duration::from_secs(settings.registration_recovery_seconds),
+        )
+        .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+        let audit = AuditLimiter::new(settings.audit_failures_per_minute)?;
         let passwords = Passwords::new(
             settings.bcrypt_cost,
             settings.hashing_concurrency(),
+            settings.registration_hashing_concurrency(),
             Duration::from_secs(settings.hashing_queue_timeout_seconds),
         )
         .await
@@ -90,8 +80,10 @@ impl Application {
             passwords,
             signer,
             throttle,
+            registrations,
+            audit,
+            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             refresh_lifetime,
-            admin_emails,
         });
         let frame = ServerFrame::bind(
             "auth-service",
@@ -100,15 +92,10 @@ impl Application {
             settings.transport.clone(),
         )
         .await?;
-        // Promote the listed admins now, while nothing else uses the pool; if
-        // the database is not up yet, housekeeping retries (start-up does
-        // not depend on the database).
-        let admins_pending = !promote_admins(&state).await;
         Ok(Self {
             frame,
             settings,
             state,
-            admins_pending,
         })
     }
 
@@ -123,12 +110,14 @@ impl Application {
             mut frame,
             settings,
             state,
-            admins_pending,
         } = self;
-        frame.spawn(housekeeping(
+        frame.spawn(housekeeping::run(
             state.clone(),
-            settings.jwt_leeway(),
-            admins_pending,
+            Housekeeping {
+                interval: settings.housekeeping_seconds.into(),
+                leeway: settings.jwt_leeway(),
+                audit_retention: settings.audit_retention(),
+            },
         ));
         let services = Services::new()
             .with(
@@ -166,59 +155,5 @@ impl Readiness for AuthReadiness {
         ninaivalaigal::db::check_ready(&self.pool, &self.schema_version)
             .await
             .map_err(|error| format!("database: {error:#}"))
-    }
-}
-
-/// Promotes the accounts in NINAIVALAIGAL_ADMIN_EMAILS to admin; false when
-/// the database could not be reached.
-async fn promote_admins(state: &AuthState) -> bool {
-    if state.admin_emails.is_empty() {
-        return true;
-    }
-    let emails: Vec<String> = state.admin_emails.iter().cloned().collect();
-    let promoted = match db::connection(&state.pool).await {
-        Ok(mut conn) => db::users::promote_to_admin(&mut conn, &emails).await,
-        Err(error) => Err(error),
-    };
-    match promoted {
-        Ok(count) => {
-            if count > 0 {
-                tracing::info!(
-                    count,
-                    "promoted accounts listed in NINAIVALAIGAL_ADMIN_EMAILS"
-                );
-            }
-            true
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot promote admins yet; will retry");
-            false
-        }
-    }
-}
-
-/// Now and then: promotes the listed admins if start-up could not, forgets
-/// recovered throttle keys and revocations whose tokens have expired.
-/// Database trouble is logged and retried on the next round, never fatal.
-async fn housekeeping(state: Arc<AuthState>, leeway: Duration, mut admins_pending: bool) {
-    let first = tokio::time::Instant::now() + HOUSEKEEPING_INTERVAL;
-    let mut ticks = tokio::time::interval_at(first, HOUSEKEEPING_INTERVAL);
-    loop {
-        ticks.tick().await;
-        state.throttle.prune();
-        if admins_pending {
-            admins_pending = !promote_admins(&state).await;
-        }
-        let Ok(mut conn) = db::connection(&state.pool).await else {
-            tracing::warn!("housekeeping: database unavailable; will retry");
-            continue;
-        };
-        // Keep revocations until the tokens they cover are past exp plus
-        // the leeway, with an hour to spare for verifiers with a larger one.
-        let margin =
-            chrono::Duration::from_std(leeway).unwrap_or_default() + chrono::Duration::hours(1);
-        if let Err(error) = db::sessions::prune_revocations(&mut conn, Utc::now() - margin).await {
-            tracing::warn!(%error, "cannot prune expired revocations; will retry");
-        }
     }
 }

@@ -55,6 +55,7 @@ async fn main() {
         // The benchmark logs in from one address, wrong passwords included.
         s.login_failures_per_client = 100_000;
         s.login_failures_per_account = 100_000;
+        s.registrations_per_client = 100_000;
         s.bcrypt_cost = args.bcrypt_cost;
         s.hashing_concurrency = args.hashing_concurrency;
     }))

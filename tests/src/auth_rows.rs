@@ -149,3 +149,18 @@ pub async fn password_hash(db: &TestDb, email: &str) -> String {
             .expect("read password hash");
     row.text
 }
+
+/// Adds an audit row dated `days_ago` days back (the auth role may insert
+/// rows with any time), for tests of retention.
+pub async fn insert_old_audit_event(db: &TestDb, event: &str, days_ago: i32) {
+    let mut conn = db.connect(Role::Auth).await;
+    diesel::sql_query(
+        "INSERT INTO audit_events (event, occurred_at) \
+         VALUES ($1, now() - make_interval(days => $2))",
+    )
+    .bind::<Text, _>(event)
+    .bind::<diesel::sql_types::Integer, _>(days_ago)
+    .execute(&mut conn)
+    .await
+    .expect("insert an old audit event");
+}

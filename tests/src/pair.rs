@@ -75,10 +75,11 @@ impl std::fmt::Debug for PairSettings {
 }
 
 /// The harness's settings of an auth-service on `db`: port 0, bcrypt cost 4,
-/// [`crate::users::ADMIN_EMAIL`] as administrator, and Ed25519 signing with
+/// and Ed25519 signing with
 /// the key in `private_key_file` (which must exist until the service has
 /// been built). To sign with a shared secret instead, set `jwt_secret` and
-/// clear `jwt_private_key_file`.
+/// clear `jwt_private_key_file`. Administrators are made as an operator
+/// would: [`TestPair::operator`].
 pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
     let mut settings = AuthSettings::try_parse_from([
         "auth-service",
@@ -87,7 +88,6 @@ pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
     .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
     settings.listen_addr = LOCALHOST_ANY_PORT;
     settings.bcrypt_cost = 4;
-    settings.admin_emails = vec![crate::users::ADMIN_EMAIL.to_owned()];
     settings.jwt_private_key_file = Some(private_key_file.to_path_buf());
     settings
 }

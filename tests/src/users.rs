@@ -1,18 +1,19 @@
 //! Accounts and calls with tokens, for tests of anything behind a login.
 
+use clap::Parser;
 use ninaivalaigal::auth_v1::{
     RegisterRequest, admin_service_client::AdminServiceClient,
     auth_service_client::AuthServiceClient,
 };
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
-use crate::TestPair;
+use crate::{TestPair, cluster::Role};
 
 /// The password `register_user` gives every account.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
-/// The email of the account the harness makes an administrator
-/// (`--admin-emails`); register it with [`TestPair::register_admin`].
+/// The email of the account [`TestPair::register_admin`] registers and
+/// makes an administrator.
 pub const ADMIN_EMAIL: &str = "admin@ninaivalaigal.test";
 
 /// A registered account and its first session.
@@ -78,8 +79,29 @@ impl TestPair {
         }
     }
 
-    /// Registers [`ADMIN_EMAIL`], which the harness configures as an admin.
+    /// Registers [`ADMIN_EMAIL`] and makes it an administrator the way an
+    /// operator would ([`TestPair::operator`]`(["admin", "grant", ...])`).
     pub async fn register_admin(&self) -> TestUser {
-        self.register_user(ADMIN_EMAIL).await
+        let admin = self.register_user(ADMIN_EMAIL).await;
+        self.operator(&["admin", "grant", ADMIN_EMAIL])
+            .await
+            .unwrap_or_else(|error| panic!("auth-service admin grant: {error:#}"));
+        admin
+    }
+
+    /// Runs an operator subcommand of the auth-service binary (`admin grant
+    /// EMAIL`, ...) against this pair's database, as the auth role, exactly
+    /// as `auth-service <args>` would; returns the line it prints.
+    pub async fn operator(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut argv = vec![
+            "auth-service".to_owned(),
+            format!("--database-url={}", self.db.url(Role::Auth)),
+        ];
+        argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+        let cli = auth_service::config::Cli::try_parse_from(argv)?;
+        let Some(auth_service::config::Command::Admin(command)) = cli.command else {
+            anyhow::bail!("not an operator subcommand: {args:?}");
+        };
+        auth_service::admins::command::run(&command, &cli.settings.database).await
     }
 }

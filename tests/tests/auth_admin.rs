@@ -10,9 +10,7 @@ use ninaivalaigal::auth_v1::{
     DeleteUserRequest, DisableUserRequest, ListUsersRequest, LoginRequest, RefreshRequest,
     WhoAmIRequest,
 };
-use ninaivalaigal_tests::{
-    TEST_PASSWORD, TestPair, auth_rows, bearer, cluster::Role, eventually, spawn_pair,
-};
+use ninaivalaigal_tests::{TEST_PASSWORD, TestPair, auth_rows, bearer, cluster::Role, spawn_pair};
 use tonic::Code;
 
 fn list(page_size: i32, page_token: &str) -> ListUsersRequest {
@@ -325,42 +323,6 @@ async fn admins_get_clear_errors_for_unknown_malformed_and_own_accounts() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-}
-
-#[tokio::test]
-async fn listed_admin_emails_are_promoted_at_start_up() {
-    let pair = spawn_pair().await;
-    let user = pair.register_user("boss@example.test").await;
-    let mut admin = pair.admin_client().await;
-    let status = admin
-        .list_users(bearer(list(0, ""), &user.access_token))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
-
-    // A second auth-service on the same database, configured with the email.
-    let key_file = ninaivalaigal_tests::keys::harness_key().write_private_key();
-    let mut settings = ninaivalaigal_tests::pair::auth_settings(&pair.db, &key_file.path);
-    settings.admin_emails = vec!["Boss@Example.test".to_owned()];
-    let restarted = auth_service::startup::Application::build(settings)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(restarted.run_until(async {
-        let _ = stopped.await;
-    }));
-    eventually(
-        "boss@example.test to become an admin",
-        std::time::Duration::from_secs(5),
-        async || {
-            admin
-                .list_users(bearer(list(0, ""), &user.access_token))
-                .await
-        },
-    )
-    .await;
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
 }
 
 /// Adds a recording context for `owner_id` the way the memory-service

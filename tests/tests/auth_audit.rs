@@ -70,6 +70,8 @@ async fn every_kind_of_event_is_audited_with_time_and_client_address() {
         names,
         [
             "register",
+            // The harness makes the admin as an operator would.
+            "admin_role_granted",
             "register",
             "login_failed",
             "login_failed",
@@ -81,17 +83,28 @@ async fn every_kind_of_event_is_audited_with_time_and_client_address() {
         ]
     );
     for event in &events {
-        assert_eq!(event.client_addr.as_deref(), Some("127.0.0.1"), "{event:?}");
         assert!(event.occurred_at > started, "{event:?}");
     }
-    let failed_known = &events[2];
+    // The operator command has no client address; every request does.
+    let granted = &events[1];
+    assert_eq!(granted.client_addr, None);
+    assert_eq!(granted.actor_id, None);
+    assert_eq!(granted.user_id, Some(admin.id));
+    assert!(granted.detail.contains("operator_command"));
+    for event in events
+        .iter()
+        .filter(|event| event.event != "admin_role_granted")
+    {
+        assert_eq!(event.client_addr.as_deref(), Some("127.0.0.1"), "{event:?}");
+    }
+    let failed_known = &events[3];
     assert_eq!(failed_known.user_id, Some(user.id));
     assert!(failed_known.detail.contains("wrong_password"));
-    let failed_unknown = &events[3];
+    let failed_unknown = &events[4];
     assert_eq!(failed_unknown.user_id, None);
     assert_eq!(failed_unknown.email.as_deref(), Some("nobody@example.test"));
     assert!(failed_unknown.detail.contains("unknown_email"));
-    let disabled = &events[8];
+    let disabled = &events[9];
     assert_eq!(disabled.actor_id, Some(admin.id));
     assert_eq!(disabled.user_id, Some(user.id));
 }

@@ -263,7 +263,7 @@ async fn get_jwks_serves_the_public_key_that_verifies_issued_tokens() {
 }
 
 #[tokio::test]
-async fn the_configured_admin_email_registers_as_admin() {
+async fn an_account_the_operator_made_admin_is_one() {
     let pair = spawn_pair().await;
     let admin = pair.register_admin().await;
     let mut auth = pair.auth_client().await;

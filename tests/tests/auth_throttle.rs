@@ -123,3 +123,55 @@ async fn a_throttled_account_recovers_after_the_period() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     login(&pair, &user.email, TEST_PASSWORD).await.unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_race_past_the_account_limit() {
+    let pair = spawn_pair_with(limits(5, 1000, 3600)).await;
+    let victim = pair.register_user("victim@example.test").await;
+    let mut guesses = Vec::new();
+    for n in 0..20 {
+        let mut auth = pair.auth_client().await;
+        let email = victim.email.clone();
+        guesses.push(tokio::spawn(async move {
+            auth.login(LoginRequest {
+                email,
+                password: format!("guess number {n}"),
+            })
+            .await
+            .map(|_| ())
+        }));
+    }
+    let mut checked = 0;
+    for guess in guesses {
+        let status = guess.await.unwrap().unwrap_err();
+        if status.code() == Code::Unauthenticated {
+            assert_eq!(status.message(), "email or password is incorrect");
+            checked += 1;
+        } else {
+            assert_throttled(&status);
+        }
+    }
+    assert!(checked <= 5, "{checked} guesses were checked");
+    // Every guess whose password was checked is audited as a failure; the
+    // others never reached bcrypt.
+    let failures = auth_rows::audit_events(&pair.db)
+        .await
+        .iter()
+        .filter(|event| event.event == "login_failed")
+        .count();
+    assert!(failures <= 5, "{failures} guesses reached bcrypt");
+}
+
+#[tokio::test]
+async fn unknown_emails_are_throttled_like_known_ones() {
+    let pair = spawn_pair_with(limits(2, 1000, 3600)).await;
+    let known = pair.register_user("known@example.test").await;
+    for email in [known.email.as_str(), "unknown@example.test"] {
+        for _ in 0..2 {
+            let status = login(&pair, email, "guess1234").await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{email}");
+        }
+        let status = login(&pair, email, "guess1234").await.unwrap_err();
+        assert_throttled(&status);
+    }
+}

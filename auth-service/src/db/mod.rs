@@ -4,6 +4,7 @@
 //! before anyone is authenticated), so these queries need no per-transaction
 //! user setting.
 
+pub mod audit;
 pub mod models;
 pub mod sessions;
 pub mod users;

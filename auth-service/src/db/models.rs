@@ -10,6 +10,25 @@ pub const ROLE_ADMIN: &str = "admin";
 /// Role name of ordinary accounts.
 pub const ROLE_USER: &str = "user";
 
+/// What an account may do beyond its own data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// An ordinary account.
+    User,
+    /// May use AdminService.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => ROLE_USER,
+            Self::Admin => ROLE_ADMIN,
+        }
+    }
+}
+
 /// An account.
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]

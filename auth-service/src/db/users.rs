@@ -5,7 +5,7 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ninaivalaigal::schema::users;
 
-use super::models::{NewUser, ROLE_ADMIN, User};
+use super::models::{NewUser, ROLE_ADMIN, Role, User};
 use crate::error::{Error, Result};
 
 /// Creates an account; ALREADY_EXISTS when the email is taken.
@@ -95,19 +95,27 @@ pub async fn page(conn: &mut AsyncPgConnection, after: i64, limit: i64) -> Resul
         .await?)
 }
 
-/// Gives the admin role to the accounts with these emails; returns how many changed.
-pub async fn promote_to_admin(conn: &mut AsyncPgConnection, emails: &[String]) -> Result<usize> {
-    if emails.is_empty() {
-        return Ok(0);
-    }
-    Ok(diesel::update(
-        users::table
-            .filter(users::email.eq_any(emails))
-            .filter(users::role.ne(ROLE_ADMIN)),
-    )
-    .set(users::role.eq(ROLE_ADMIN))
-    .execute(conn)
-    .await?)
+/// Every admin account, locked until the transaction ends, in id order
+/// (so concurrent role changes take the locks in the same order). Role
+/// changes take these locks first, so two of them cannot both count an
+/// admin that the other is demoting.
+pub async fn lock_admins(conn: &mut AsyncPgConnection) -> Result<Vec<User>> {
+    Ok(users::table
+        .filter(users::role.eq(ROLE_ADMIN))
+        .order(users::id.asc())
+        .select(User::as_select())
+        .for_update()
+        .load(conn)
+        .await?)
+}
+
+/// Sets an account's role and returns it.
+pub async fn set_role(conn: &mut AsyncPgConnection, id: i64, role: Role) -> Result<User> {
+    Ok(diesel::update(users::table.find(id))
+        .set(users::role.eq(role.as_str()))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Marks the account disabled (keeping the first time it was) and returns it.

@@ -1,4 +1,5 @@
-//! `AdminService`: list, disable and delete accounts. Every call needs the
+//! `AdminService`: list, disable and delete accounts, and give or take the
+//! admin role. Every call needs the
 //! bearer access token of a live session of an enabled admin account, checked
 //! against the database (not only the token's `role` claim).
 
@@ -16,6 +17,7 @@ use tonic::metadata::MetadataMap;
 
 use super::{AuthState, Caller, convert};
 use crate::{
+    admins::{self, Actor},
     audit::{AuditEvent, Event},
     db::{self, models::User, sessions::RevokeReason},
     error::{Error, Result},
@@ -172,4 +174,34 @@ pub async fn delete_user(
         "account deleted"
     );
     Ok(pb::DeleteUserResponse {})
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn set_user_role(
+    state: &AuthState,
+    client: Option<IpAddr>,
+    metadata: &MetadataMap,
+    request: pb::SetUserRoleRequest,
+) -> Result<pb::SetUserRoleResponse> {
+    let mut conn = db::connection(&state.pool).await?;
+    let caller = admin(state, metadata, &mut conn).await?;
+    let email = Email::parse(&request.email)?;
+    let role = convert::requested_role(request.role)?;
+    let outcome = admins::set_role(
+        &mut conn,
+        &email,
+        role,
+        Actor::Admin(caller.user.id),
+        client,
+    )
+    .await?;
+    tracing::info!(
+        user_id = outcome.user.id,
+        admin_id = caller.user.id,
+        change = ?outcome.change,
+        "role set"
+    );
+    Ok(pb::SetUserRoleResponse {
+        user: Some(convert::user(&outcome.user)?),
+    })
 }

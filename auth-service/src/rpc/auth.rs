@@ -14,9 +14,9 @@ use crate::{
     audit::{AuditEvent, Event},
     db::{
         self,
-        models::{NewUser, ROLE_ADMIN, ROLE_USER},
+        models::{NewUser, ROLE_USER, User},
     },
-    error::{Error, Result},
+    error::{Attempts, Error, Result},
     input::{DisplayName, Email, NewPassword},
     sessions::{self, CheckedLogin, LoginOutcome, LogoutOf, RefreshOutcome},
 };
@@ -31,27 +31,16 @@ pub async fn register(
     let name = DisplayName::parse(&request.name)?;
     let password = NewPassword::parse(request.password)?;
 
-    // Spare the bcrypt work when the answer is known already.
-    {
-        let mut conn = db::connection(&state.pool).await?;
-        if db::users::find_by_email(&mut conn, email.as_str())
-            .await?
-            .is_some()
-        {
-            return Err(Error::AlreadyExists(format!(
-                "an account with email {email} exists already; log in instead"
-            )));
-        }
+    if let Err(wait) = state.registrations.admit(client) {
+        refused(state, client, &email, "throttled").await?;
+        return Err(Error::Throttled(Attempts::Registrations, wait));
     }
+    // Hashed whether or not the email is taken, so the answer takes as long
+    // either way and its timing does not tell which emails have accounts.
     let password_hash = state.passwords.hash(&password).await?;
-    let role = if state.admin_emails.contains(email.as_str()) {
-        ROLE_ADMIN
-    } else {
-        ROLE_USER
-    };
 
     let mut conn = db::connection(&state.pool).await?;
-    let (user, issued) = conn
+    let created = conn
         .transaction(async |conn| {
             let user = db::users::insert(
                 conn,
@@ -59,7 +48,9 @@ pub async fn register(
                     email: email.as_str(),
                     name: name.as_str(),
                     password_hash: &password_hash,
-                    role,
+                    // Never admin: that role is given only by the operator
+                    // or an admin (`crate::admins`).
+                    role: ROLE_USER,
                 },
             )
             .await?;
@@ -72,12 +63,35 @@ pub async fn register(
                 .await?;
             Ok::<_, Error>((user, issued))
         })
-        .await?;
+        .await;
+    let (user, issued) = match created {
+        Ok(created) => created,
+        Err(error @ Error::AlreadyExists(_)) => {
+            refused(state, client, &email, "email_taken").await?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     tracing::info!(user_id = user.id, "registered");
     Ok(pb::RegisterResponse {
         user: Some(convert::user(&user)?),
         session: Some(convert::session(issued)?),
     })
+}
+
+/// Audits a refused registration (within the client's failure-row limit).
+async fn refused(
+    state: &AuthState,
+    client: Option<IpAddr>,
+    email: &Email,
+    reason: &str,
+) -> Result<()> {
+    let mut conn = db::connection(&state.pool).await?;
+    AuditEvent::new(Event::RegisterRefused, client)
+        .email(email.as_str())
+        .detail(json!({ "reason": reason }))
+        .record_failure(&mut conn, &state.audit)
+        .await
 }
 
 #[tracing::instrument(skip_all)]
@@ -88,27 +102,35 @@ pub async fn login(
 ) -> Result<pb::LoginResponse> {
     let email = Email::parse(&request.email)?;
 
-    if let Some(wait) = state.throttle.check(email.as_str(), client) {
-        let mut conn = db::connection(&state.pool).await?;
-        AuditEvent::new(Event::LoginThrottled, client)
-            .email(email.as_str())
-            .record(&mut conn)
-            .await?;
-        return Err(Error::Throttled(wait));
-    }
-
-    // No connection is held while bcrypt runs.
-    let account = {
-        let mut conn = db::connection(&state.pool).await?;
-        db::users::find_by_email(&mut conn, email.as_str()).await?
+    // The attempt takes its cells before bcrypt, so concurrent guesses
+    // cannot all pass the check before any of them is counted.
+    let reservation = match state.throttle.reserve(email.as_str(), client) {
+        Ok(reservation) => reservation,
+        Err(wait) => {
+            let mut conn = db::connection(&state.pool).await?;
+            AuditEvent::new(Event::LoginThrottled, client)
+                .email(email.as_str())
+                .record_failure(&mut conn, &state.audit)
+                .await?;
+            return Err(Error::Throttled(Attempts::FailedLogins, wait));
+        }
     };
-    let password_matches = state
-        .passwords
-        .verify(
-            &request.password,
-            account.as_ref().map(|user| user.password_hash.as_str()),
-        )
-        .await?;
+
+    let checked = check_password(state, &email, &request.password).await;
+    let (account, password_matches) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            // Nothing was learned about the password.
+            reservation.give_back();
+            return Err(error);
+        }
+    };
+    // Only a wrong password keeps its cells.
+    if password_matches {
+        reservation.give_back();
+    } else {
+        drop(reservation);
+    }
 
     let mut conn = db::connection(&state.pool).await?;
     let attempt = CheckedLogin {
@@ -117,13 +139,34 @@ pub async fn login(
         password_matches,
         client,
     };
-    match sessions::login(&mut conn, state.issuer(), &state.throttle, attempt).await? {
+    match sessions::login(&mut conn, state.issuer(), &state.audit, attempt).await? {
         LoginOutcome::LoggedIn { user, session } => Ok(pb::LoginResponse {
             user: Some(convert::user(&user)?),
             session: Some(convert::session(session)?),
         }),
         LoginOutcome::Refused(refusal) => Err(refusal.into()),
     }
+}
+
+/// The account `email` names (if any) and whether `password` is its
+/// password. No connection is held while bcrypt runs.
+async fn check_password(
+    state: &AuthState,
+    email: &Email,
+    password: &str,
+) -> Result<(Option<User>, bool)> {
+    let account = {
+        let mut conn = db::connection(&state.pool).await?;
+        db::users::find_by_email(&mut conn, email.as_str()).await?
+    };
+    let matches = state
+        .passwords
+        .verify(
+            password,
+            account.as_ref().map(|user| user.password_hash.as_str()),
+        )
+        .await?;
+    Ok((account, matches))
 }
 
 #[tracing::instrument(skip_all)]
@@ -137,7 +180,7 @@ pub async fn refresh(
         return Err(Error::InvalidArgument("refresh_token is required".into()));
     }
     let mut conn = db::connection(&state.pool).await?;
-    match sessions::refresh(&mut conn, state.issuer(), token, client).await? {
+    match sessions::refresh(&mut conn, state.issuer(), &state.audit, token, client).await? {
         RefreshOutcome::Rotated(issued) => Ok(pb::RefreshResponse {
             session: Some(convert::session(issued)?),
         }),

@@ -5,7 +5,7 @@ use ninaivalaigal::{auth_v1 as pb, timestamp::to_timestamp};
 use prost_types::Timestamp;
 
 use crate::{
-    db::models::{ROLE_ADMIN, User},
+    db::models::{ROLE_ADMIN, Role, User},
     error::{Error, Result},
     sessions::IssuedSession,
 };
@@ -21,6 +21,17 @@ pub fn role(name: &str) -> pb::Role {
         pb::Role::Admin
     } else {
         pb::Role::User
+    }
+}
+
+/// The role a request asks for; it must name one.
+pub fn requested_role(role: i32) -> Result<Role> {
+    match pb::Role::try_from(role) {
+        Ok(pb::Role::User) => Ok(Role::User),
+        Ok(pb::Role::Admin) => Ok(Role::Admin),
+        Ok(pb::Role::Unspecified) | Err(_) => Err(Error::InvalidArgument(
+            "role must be ROLE_USER or ROLE_ADMIN".into(),
+        )),
     }
 }
 

@@ -6,7 +6,7 @@ mod admin;
 mod auth;
 mod convert;
 
-use std::{collections::HashSet, net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
 use diesel_async::AsyncPgConnection;
 use ninaivalaigal::{
@@ -17,6 +17,8 @@ use ninaivalaigal::{
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
+    audit::AuditLimiter,
+    client::TrustedProxies,
     db::{
         self,
         models::{Session, User},
@@ -24,7 +26,7 @@ use crate::{
     error::Result,
     passwords::Passwords,
     sessions::Issuer,
-    throttle::LoginThrottle,
+    throttle::{LoginThrottle, RegistrationThrottle},
     tokens::TokenSigner,
 };
 
@@ -36,12 +38,16 @@ pub struct AuthState {
     pub passwords: Passwords,
     /// Signs and verifies access tokens.
     pub signer: TokenSigner,
-    /// Failed-login throttles.
+    /// Login throttles (per account and per client).
     pub throttle: LoginThrottle,
+    /// Registration throttle (per client).
+    pub registrations: RegistrationThrottle,
+    /// Bounds the failure rows each client can add to the audit trail.
+    pub audit: AuditLimiter,
+    /// Proxies whose `x-forwarded-for` names the client.
+    pub proxies: TrustedProxies,
     /// Lifetime of refresh tokens.
     pub refresh_lifetime: chrono::Duration,
-    /// Emails that get the admin role at registration.
-    pub admin_emails: HashSet<String>,
 }
 
 /// Handlers of `AuthService`.
@@ -70,11 +76,6 @@ impl AdminRpc {
     }
 }
 
-/// The caller's IP address, for throttling and the audit trail.
-fn client_addr<T>(request: &Request<T>) -> Option<IpAddr> {
-    request.remote_addr().map(|addr| addr.ip().to_canonical())
-}
-
 /// The token of an `authorization: Bearer <token>` header.
 fn bearer_token(metadata: &MetadataMap) -> Result<&str> {
     Ok(ninaivalaigal::bearer::from_metadata(metadata)?)
@@ -90,6 +91,14 @@ struct Caller {
 }
 
 impl AuthState {
+    /// The caller's IP address, for throttling and the audit trail.
+    fn client_addr<T>(&self, request: &Request<T>) -> Option<IpAddr> {
+        self.proxies.client_addr(
+            request.remote_addr().map(|addr| addr.ip()),
+            request.metadata(),
+        )
+    }
+
     /// Verifies the bearer token of a request and loads its session and account.
     async fn authenticate(
         &self,
@@ -132,7 +141,7 @@ impl AuthService for AuthRpc {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let response = auth::register(&self.state, client, request.into_inner()).await?;
         Ok(Response::new(response))
     }
@@ -141,7 +150,7 @@ impl AuthService for AuthRpc {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let response = auth::login(&self.state, client, request.into_inner()).await?;
         Ok(Response::new(response))
     }
@@ -150,7 +159,7 @@ impl AuthService for AuthRpc {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let response = auth::refresh(&self.state, client, request.into_inner()).await?;
         Ok(Response::new(response))
     }
@@ -159,7 +168,7 @@ impl AuthService for AuthRpc {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let (metadata, _, request) = request.into_parts();
         let response = auth::logout(&self.state, client, &metadata, request).await?;
         Ok(Response::new(response))
@@ -187,7 +196,7 @@ impl AdminService for AdminRpc {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let (metadata, _, request) = request.into_parts();
         let response = admin::list_users(&self.state, client, &metadata, request).await?;
         Ok(Response::new(response))
@@ -197,7 +206,7 @@ impl AdminService for AdminRpc {
         &self,
         request: Request<pb::DisableUserRequest>,
     ) -> Result<Response<pb::DisableUserResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let (metadata, _, request) = request.into_parts();
         let response = admin::disable_user(&self.state, client, &metadata, request).await?;
         Ok(Response::new(response))
@@ -207,9 +216,19 @@ impl AdminService for AdminRpc {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let client = client_addr(&request);
+        let client = self.state.client_addr(&request);
         let (metadata, _, request) = request.into_parts();
         let response = admin::delete_user(&self.state, client, &metadata, request).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn set_user_role(
+        &self,
+        request: Request<pb::SetUserRoleRequest>,
+    ) -> Result<Response<pb::SetUserRoleResponse>, Status> {
+        let client = self.state.client_addr(&request);
+        let (metadata, _, request) = request.into_parts();
+        let response = admin::set_user_role(&self.state, client, &metadata, request).await?;
         Ok(Response::new(response))
     }
 }

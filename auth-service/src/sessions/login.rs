@@ -1,5 +1,6 @@
 //! A login whose password has been checked: open a session, or record the
-//! failure (and count it against the throttles).
+//! failure. (The throttles counted the attempt before its password was
+//! checked.)
 
 use std::net::IpAddr;
 
@@ -11,11 +12,10 @@ use super::{
     rules::{self, LoginVerdict},
 };
 use crate::{
-    audit::{AuditEvent, Event},
+    audit::{AuditEvent, AuditLimiter, Event},
     db::models::User,
     error::{Error, Result},
     input::Email,
-    throttle::LoginThrottle,
 };
 
 /// A login attempt after its password was checked.
@@ -35,7 +35,7 @@ pub struct CheckedLogin<'a> {
 pub async fn login(
     conn: &mut AsyncPgConnection,
     issuer: Issuer<'_>,
-    throttle: &LoginThrottle,
+    audit: &AuditLimiter,
     attempt: CheckedLogin<'_>,
 ) -> Result<LoginOutcome> {
     let CheckedLogin {
@@ -71,40 +71,35 @@ pub async fn login(
                 .user(user.id)
                 .email(email.as_str())
                 .detail(json!({ "reason": reason }))
-                .record(conn)
+                .record_failure(conn, audit)
                 .await?;
             Ok(LoginOutcome::Refused(LoginRefusal::AccountDisabled))
         }
         LoginVerdict::WrongPassword(user) => {
-            bad_credentials(conn, throttle, email, Some(&user), reason, client).await
+            bad_credentials(conn, audit, email, Some(&user), reason, client).await
         }
         LoginVerdict::UnknownEmail => {
-            bad_credentials(conn, throttle, email, None, reason, client).await
+            bad_credentials(conn, audit, email, None, reason, client).await
         }
     }
 }
 
-/// Counts a wrong password or unknown email against the throttles and
-/// audits it; the client learns only that the credentials were wrong (or
-/// that it must now wait).
+/// Audits a wrong password or unknown email; the client learns only that
+/// the credentials were wrong.
 async fn bad_credentials(
     conn: &mut AsyncPgConnection,
-    throttle: &LoginThrottle,
+    audit: &AuditLimiter,
     email: &Email,
     account: Option<&User>,
     reason: Option<&str>,
     client: Option<IpAddr>,
 ) -> Result<LoginOutcome> {
-    let throttled = throttle.record_failure(email.as_str(), client);
     let mut event = AuditEvent::new(Event::LoginFailed, client)
         .email(email.as_str())
-        .detail(json!({ "reason": reason, "throttled": throttled.is_some() }));
+        .detail(json!({ "reason": reason }));
     if let Some(user) = account {
         event = event.user(user.id);
     }
-    event.record(conn).await?;
-    Ok(LoginOutcome::Refused(match throttled {
-        Some(wait) => LoginRefusal::Throttled(wait),
-        None => LoginRefusal::BadCredentials,
-    }))
+    event.record_failure(conn, audit).await?;
+    Ok(LoginOutcome::Refused(LoginRefusal::BadCredentials))
 }

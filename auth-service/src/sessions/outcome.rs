@@ -2,8 +2,6 @@
 //! are ordinary outcomes (a refresh's reuse revocation must still commit),
 //! and turn into the service's error only at the end.
 
-use std::time::Duration;
-
 use crate::{db::models::User, error::Error};
 
 use super::IssuedSession;
@@ -31,8 +29,6 @@ pub enum LoginRefusal {
     BadCredentials,
     /// The password was right, but the account is disabled.
     AccountDisabled,
-    /// This failure crossed a throttle limit; retry after the wait.
-    Throttled(Duration),
 }
 
 impl From<LoginRefusal> for Error {
@@ -40,7 +36,6 @@ impl From<LoginRefusal> for Error {
         match refusal {
             LoginRefusal::BadCredentials => Self::Unauthenticated(BAD_CREDENTIALS.into()),
             LoginRefusal::AccountDisabled => Self::PermissionDenied(ACCOUNT_DISABLED.into()),
-            LoginRefusal::Throttled(wait) => Self::Throttled(wait),
         }
     }
 }
@@ -143,8 +138,6 @@ mod tests {
         let status = status(LoginRefusal::BadCredentials);
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), BAD_CREDENTIALS);
-        let throttled = Error::from(LoginRefusal::Throttled(Duration::from_secs(5)));
-        assert!(matches!(throttled, Error::Throttled(wait) if wait.as_secs() == 5));
     }
 
     #[test]

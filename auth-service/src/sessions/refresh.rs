@@ -13,7 +13,7 @@ use super::{
     rules::{self, RefreshVerdict},
 };
 use crate::{
-    audit::{AuditEvent, Event},
+    audit::{AuditEvent, AuditLimiter, Event},
     db::{
         self,
         models::{Session, User},
@@ -29,6 +29,7 @@ use crate::{
 pub async fn refresh(
     conn: &mut AsyncPgConnection,
     issuer: Issuer<'_>,
+    audit: &AuditLimiter,
     refresh_token: &str,
     client: Option<IpAddr>,
 ) -> Result<RefreshOutcome> {
@@ -49,7 +50,7 @@ pub async fn refresh(
                 session_id,
                 user_id,
             } => {
-                revoke_for_reuse(conn, session_id, user_id, now, client).await?;
+                revoke_for_reuse(conn, audit, session_id, user_id, now, client).await?;
                 Ok(RefreshOutcome::Refused(RefreshRefusal::Reused))
             }
             RefreshVerdict::Refuse { refusal, found } => {
@@ -61,7 +62,7 @@ pub async fn refresh(
                     })),
                     None => event.detail(json!({ "reason": refusal.audit_reason() })),
                 };
-                event.record(conn).await?;
+                event.record_failure(conn, audit).await?;
                 Ok(RefreshOutcome::Refused(refusal))
             }
         }
@@ -99,6 +100,7 @@ async fn rotate(
 /// Ends a session whose spent refresh token was presented again.
 async fn revoke_for_reuse(
     conn: &mut AsyncPgConnection,
+    audit: &AuditLimiter,
     session_id: Uuid,
     user_id: Option<i64>,
     now: DateTime<Utc>,
@@ -110,7 +112,7 @@ async fn revoke_for_reuse(
     if let Some(user_id) = user_id {
         event = event.user(user_id);
     }
-    event.record(conn).await?;
+    event.record_failure(conn, audit).await?;
     tracing::warn!(%session_id, "refresh token reuse; session revoked");
     Ok(())
 }

@@ -1,5 +1,9 @@
 //! The audit trail: who did what, when, from where. It never holds a
-//! password or a token (only ids, emails and reasons).
+//! password or a token (only ids, emails and reasons). Failures that anyone
+//! can cause at will are written through [`AuditLimiter`], so that a flood
+//! of them becomes a bounded number of rows and one summary.
+
+mod limiter;
 
 use std::net::IpAddr;
 
@@ -9,11 +13,15 @@ use serde_json::{Value, json};
 
 use crate::{db::models::NewAuditEvent, error::Result};
 
+pub use limiter::{AuditLimiter, Suppressed};
+
 /// Kinds of audited events, as stored in `audit_events.event`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
     /// An account was created.
     Register,
+    /// A registration was refused (email taken, or throttled).
+    RegisterRefused,
     /// A login succeeded.
     LoginSucceeded,
     /// A login failed (wrong password, unknown email, disabled account).
@@ -34,6 +42,12 @@ pub enum Event {
     AdminDisableUser,
     /// An admin deleted an account.
     AdminDeleteUser,
+    /// An account was given the admin role (by an admin or the operator).
+    AdminRoleGranted,
+    /// An account's admin role was taken away (by an admin or the operator).
+    AdminRoleRevoked,
+    /// Failure rows of one kind from one client that were only counted.
+    AuditSuppressed,
 }
 
 impl Event {
@@ -41,6 +55,7 @@ impl Event {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Register => "register",
+            Self::RegisterRefused => "register_refused",
             Self::LoginSucceeded => "login_succeeded",
             Self::LoginFailed => "login_failed",
             Self::LoginThrottled => "login_throttled",
@@ -51,6 +66,9 @@ impl Event {
             Self::AdminListUsers => "admin_list_users",
             Self::AdminDisableUser => "admin_disable_user",
             Self::AdminDeleteUser => "admin_delete_user",
+            Self::AdminRoleGranted => "admin_role_granted",
+            Self::AdminRoleRevoked => "admin_role_revoked",
+            Self::AuditSuppressed => "audit_suppressed",
         }
     }
 }
@@ -85,7 +103,7 @@ impl<'a> AuditEvent<'a> {
         self
     }
 
-    /// The admin who acted.
+    /// The admin who acted (none when the operator did).
     pub fn actor(mut self, actor_id: i64) -> Self {
         self.actor_id = Some(actor_id);
         self
@@ -101,6 +119,23 @@ impl<'a> AuditEvent<'a> {
     pub fn detail(mut self, detail: Value) -> Self {
         self.detail = detail;
         self
+    }
+
+    /// Writes a failure that a client can cause at will, unless its client
+    /// has written enough rows of this kind this minute: then it is only
+    /// counted, for the summary row written when the minute is over.
+    pub async fn record_failure(
+        self,
+        conn: &mut AsyncPgConnection,
+        limiter: &AuditLimiter,
+    ) -> Result<()> {
+        let Some(admitted) = limiter.admit(self.event, self.client_addr) else {
+            return Ok(());
+        };
+        if let Some(summary) = admitted.previous {
+            summary.record(conn).await?;
+        }
+        self.record(conn).await
     }
 
     /// Writes the event.

@@ -1,0 +1,2 @@
+DROP INDEX audit_events_occurred_at_idx;
+REVOKE DELETE ON audit_events FROM ninaivalaigal_auth;
