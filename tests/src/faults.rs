@@ -22,7 +22,7 @@ use diesel_async::AsyncPgConnection;
 use ninaivalaigal::memory_v1::{self as pb, memory_service_client::MemoryServiceClient};
 use tokio::{task::JoinHandle, time::Instant};
 use tonic::{
-    Code,
+    Code, Status,
     transport::{Channel, Endpoint},
 };
 use tonic_health::pb::{
@@ -111,6 +111,7 @@ impl Traffic {
                                 .expect("Remember returns the memory")
                                 .id),
                             Ok(Err(status)) => {
+                                let status = client_deadline_as_deadline_exceeded(status);
                                 if !matches!(
                                     status.code(),
                                     Code::Unavailable | Code::DeadlineExceeded
@@ -149,6 +150,17 @@ impl Traffic {
         }
         calls.sort_by_key(|call| call.started);
         Calls(calls)
+    }
+}
+
+/// tonic enforces a call's `grpc-timeout` on the client side too, and
+/// reports it as CANCELLED "Timeout expired" when it fires before the
+/// server's DEADLINE_EXCEEDED arrives; both mean the deadline passed.
+pub fn client_deadline_as_deadline_exceeded(status: Status) -> Status {
+    if status.code() == Code::Cancelled && status.message() == "Timeout expired" {
+        Status::deadline_exceeded("the client's deadline passed")
+    } else {
+        status
     }
 }
 
