@@ -32,7 +32,7 @@ use tonic_health::pb::{
 use crate::{bearer, memory::to_struct};
 
 /// One Remember call of the traffic.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Call {
     /// The unique marker in the memory's data (`{"marker": ...}`).
     pub marker: String,
@@ -42,6 +42,18 @@ pub struct Call {
     pub elapsed: Duration,
     /// The memory's id, or the status of the refusal.
     pub outcome: Result<i64, Code>,
+    /// The refusal's message ("no answer within the deadline" when the
+    /// client gave up waiting).
+    pub message: String,
+}
+
+impl Call {
+    /// True when the call failed in the client's transport (tonic reports
+    /// a connection that broke under an unanswered call as UNKNOWN
+    /// "transport error"): no answer came from the server at all.
+    pub fn is_transport_error(&self) -> bool {
+        self.outcome == Err(Code::Unknown) && self.message == "transport error"
+    }
 }
 
 /// Remember calls from several clients, each on its own HTTP/2 connection,
@@ -104,6 +116,7 @@ impl Traffic {
                             tokio::time::timeout(deadline + HANG_MARGIN, memory.remember(request))
                                 .await;
                         let elapsed = started.elapsed();
+                        let mut message = String::new();
                         let outcome = match answer {
                             Ok(Ok(response)) => Ok(response
                                 .into_inner()
@@ -118,13 +131,18 @@ impl Traffic {
                                 ) {
                                     eprintln!("unexpected refusal: {status:?}");
                                 }
+                                message = status.message().to_owned();
                                 Err(status.code())
                             }
                             // No answer at all, past the deadline: a hang.
-                            Err(_) => Err(Code::Unknown),
+                            Err(_) => {
+                                message = "no answer within the deadline".into();
+                                Err(Code::Unknown)
+                            }
                         };
                         let failed = outcome.is_err();
                         calls.push(Call {
+                            message,
                             marker,
                             started,
                             elapsed,
@@ -185,6 +203,17 @@ impl Calls {
             *counts.entry(name).or_default() += 1;
         }
         counts
+    }
+
+    /// Takes out the calls that failed in the client's transport
+    /// ([`Call::is_transport_error`]), for the caller to check they were in
+    /// flight when a server process died.
+    pub fn take_transport_errors(&mut self) -> Vec<Call> {
+        let (errors, rest) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(Call::is_transport_error);
+        self.0 = rest;
+        errors
     }
 
     /// The longest time any call took.
@@ -277,6 +306,8 @@ pub struct Reconciliation {
     /// the answer was lost on the way (a client must treat a refusal of
     /// Remember as "maybe stored").
     pub stored_but_refused: usize,
+    /// Those calls.
+    pub stored_but_refused_calls: Vec<usize>,
 }
 
 impl fmt::Display for Reconciliation {
@@ -323,8 +354,9 @@ pub fn reconcile(calls: &Calls, stored: &[StoredMemory]) -> Reconciliation {
         acknowledged: 0,
         refused: 0,
         stored_but_refused: 0,
+        stored_but_refused_calls: Vec::new(),
     };
-    for call in &calls.0 {
+    for (index, call) in calls.0.iter().enumerate() {
         let rows = by_marker.get(call.marker.as_str());
         match call.outcome {
             Ok(id) => {
@@ -342,6 +374,7 @@ pub fn reconcile(calls: &Calls, stored: &[StoredMemory]) -> Reconciliation {
                 figures.refused += 1;
                 if rows.is_some() {
                     figures.stored_but_refused += 1;
+                    figures.stored_but_refused_calls.push(index);
                 }
             }
         }

@@ -155,9 +155,8 @@ async fn requests_abandoned_on_a_row_lock_leave_no_transaction_and_no_held_conne
     with_deadline.set_timeout(Duration::from_millis(500));
     let started = Instant::now();
     let mut client = pair.memory_client().await;
-    let status = client_deadline_as_deadline_exceeded(
-        client.remember(with_deadline).await.unwrap_err(),
-    );
+    let status =
+        client_deadline_as_deadline_exceeded(client.remember(with_deadline).await.unwrap_err());
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     let deadline_answer = started.elapsed();
 
@@ -178,7 +177,9 @@ async fn requests_abandoned_on_a_row_lock_leave_no_transaction_and_no_held_conne
     tokio::time::sleep(Duration::from_millis(200)).await;
     let during = pool_backends(&mut observer, &database, locker_pid).await;
     assert!(
-        during.iter().all(|(state, _)| state != "idle in transaction"),
+        during
+            .iter()
+            .all(|(state, _)| state != "idle in transaction"),
         "{during:?}"
     );
 
@@ -218,7 +219,10 @@ async fn requests_abandoned_on_a_row_lock_leave_no_transaction_and_no_held_conne
             .unwrap();
     }
     let twenty = started.elapsed();
-    assert!(twenty < Duration::from_secs(2), "20 Remembers took {twenty:?}");
+    assert!(
+        twenty < Duration::from_secs(2),
+        "20 Remembers took {twenty:?}"
+    );
     println!(
         "abandoned on a row lock: DEADLINE_EXCEEDED after {} ms; during the lock the memory role's backends were {during:?}; {} ms after the release they were {after:?}; nothing committed; 20 Remembers on the 2-connection pool then took {} ms",
         deadline_answer.as_millis(),
@@ -336,6 +340,12 @@ async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
     // sends an encoded message as flow control allows), so the bound is
     // streams x response size, here about 220 MiB; it must not be more.
     let bound = (streams * page_bytes / (1024 * 1024)) as u64 * 3 / 2 + 64;
-    assert!(grown_mib < bound, "RSS grew {grown_mib} MiB (bound {bound} MiB)");
-    assert!(other < Duration::from_secs(2), "another client waited {other:?}");
+    assert!(
+        grown_mib < bound,
+        "RSS grew {grown_mib} MiB (bound {bound} MiB)"
+    );
+    assert!(
+        other < Duration::from_secs(2),
+        "another client waited {other:?}"
+    );
 }
