@@ -86,9 +86,12 @@ async fn memory_service_killed_with_sigkill() {
 
     let traffic = Traffic::start(addr, &user.access_token, CONTEXT, 4, DEADLINE);
     sleep(Duration::from_millis(400)).await;
+    // From the signal until the process is reaped, calls are "in flight at
+    // the kill": the process may still answer or die under them.
+    let killing = Instant::now();
     process.start_kill().unwrap();
-    let killed = Instant::now();
     process.wait().await.unwrap();
+    let killed = Instant::now();
     sleep(Duration::from_millis(500)).await;
 
     let restart = Instant::now();
@@ -107,7 +110,7 @@ async fn memory_service_killed_with_sigkill() {
     let transport_errors = calls.take_transport_errors();
     for call in &transport_errors {
         assert!(
-            call.started <= killed && call.started + call.elapsed >= killed,
+            call.started <= killed && call.started + call.elapsed >= killing,
             "{call:?} failed in transport but was not in flight at the kill"
         );
     }
@@ -125,14 +128,14 @@ async fn memory_service_killed_with_sigkill() {
     for &index in &figures.stored_but_refused_calls {
         let call = &everything.0[index];
         assert!(
-            call.started <= killed && call.started + call.elapsed >= killed,
+            call.started <= killed && call.started + call.elapsed >= killing,
             "{call:?} was not in flight at the kill"
         );
     }
     let in_flight = everything
         .0
         .iter()
-        .filter(|call| call.started <= killed && call.started + call.elapsed >= killed)
+        .filter(|call| call.started <= killed && call.started + call.elapsed >= killing)
         .count();
     println!(
         "memory-service SIGKILL: {calls} (and {} in flight at the kill answered by the client's transport: UNKNOWN \"transport error\"); {in_flight} calls in flight at the kill; {} calls while it was down, all refused; the new process SERVING after {} ms; database: {figures}",
