@@ -300,9 +300,7 @@ async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
             let request = bearer((), &user.access_token);
             let mut http = http::Request::builder()
                 .method("POST")
-                .uri(format!(
-                    "http://localhost/ninaivalaigal.memory.v1.MemoryService/Recall"
-                ))
+                .uri("http://localhost/ninaivalaigal.memory.v1.MemoryService/Recall")
                 .header("content-type", "application/grpc")
                 .header("te", "trailers");
             for (name, value) in request.metadata().clone().into_headers().iter() {
