@@ -3,10 +3,13 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{
     AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
-    pooled_connection::{AsyncDieselConnectionManager, bb8},
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod, bb8,
+    },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -74,13 +77,77 @@ impl fmt::Debug for DatabaseUrl {
 
 /// Builds a connection pool. Connections are opened lazily, so this does not
 /// fail when the database is down; requests then get UNAVAILABLE.
+///
+/// A connection is checked before it is handed out, without a round trip:
+/// one whose server side has gone away while it sat in the pool (the server
+/// restarted, or an administrator terminated the backend) is discarded and
+/// another one taken or opened, so no request is given a dead connection
+/// that the pool could have known was dead.
 pub fn build_pool(url: &DatabaseUrl, max_size: u32, connect_timeout: Duration) -> PgPool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.expose());
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+        // Closed socket, or a transaction left open or cut off half-way.
+        let broken = conn.is_broken();
+        Box::pin(async move {
+            if broken {
+                Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection,
+                    Box::new("the pooled connection was closed by the server".to_owned()),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }));
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.expose(), config);
     bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(connect_timeout)
-        .test_on_check_out(false)
+        .test_on_check_out(true)
         .build_unchecked(manager)
+}
+
+/// Messages with which PostgreSQL ends a session it is shutting down or
+/// restarting (SQLSTATE 57P01 `admin_shutdown`, 57P02 `crash_shutdown`,
+/// 57P03 `cannot_connect_now`), as the server sends them with its default
+/// `lc_messages` (English). diesel does not pass the SQLSTATE on, so the
+/// message is all there is to go by.
+const SERVER_GOING_AWAY: &[&str] = &[
+    "terminating connection due to administrator command",
+    "terminating connection due to unexpected postmaster exit",
+    "terminating connection because of crash of another server process",
+    "terminating connection due to idle-session timeout",
+    "terminating connection due to idle-in-transaction timeout",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+];
+
+/// True when `error` means the connection to the database was lost (closed,
+/// cut off, or ended by a server that is shutting down) rather than that the
+/// query was wrong: the request did not complete for a reason outside it,
+/// and may be retried once the database is back. Both services answer these
+/// with UNAVAILABLE.
+///
+/// diesel-async reports a connection that tokio-postgres found closed or
+/// could not talk over as `UnableToSendCommand` ("connection closed", "error
+/// communicating with the server"), and a FATAL from the server as `Unknown`
+/// with the server's message.
+pub fn is_connection_lost(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+            let message = info.message();
+            message.starts_with("connection closed")
+                || message.starts_with("error communicating with the server")
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => SERVER_GOING_AWAY
+            .iter()
+            .any(|going_away| info.message().starts_with(going_away)),
+        _ => false,
+    }
 }
 
 /// Applies every pending migration and returns the versions it applied.
@@ -190,6 +257,41 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://svc:***@db:5432/app");
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(url.expose(), "postgres://svc:s3cret@db:5432/app");
+    }
+
+    #[test]
+    fn lost_connections_are_told_apart_from_failed_queries() {
+        let error =
+            |kind, message: &str| DieselError::DatabaseError(kind, Box::new(message.to_owned()));
+        for lost in [
+            error(DatabaseErrorKind::ClosedConnection, "whatever"),
+            error(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            error(
+                DatabaseErrorKind::UnableToSendCommand,
+                "error communicating with the server: Connection reset by peer (os error 104)",
+            ),
+            error(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            error(
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+        ] {
+            assert!(is_connection_lost(&lost), "{lost:?}");
+        }
+        for failed in [
+            DieselError::NotFound,
+            error(DatabaseErrorKind::Unknown, "syntax error at or near \"x\""),
+            error(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+            error(
+                DatabaseErrorKind::UnableToSendCommand,
+                "too many bind parameters",
+            ),
+        ] {
+            assert!(!is_connection_lost(&failed), "{failed:?}");
+        }
     }
 
     #[test]

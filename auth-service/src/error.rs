@@ -117,6 +117,10 @@ impl From<Error> for Status {
                 Status::already_exists("it exists already")
             }
             Error::Database(DieselError::NotFound) => Status::not_found("not found"),
+            Error::Database(cause) if ninaivalaigal::db::is_connection_lost(&cause) => {
+                tracing::warn!(error = %cause, "database connection lost during a request");
+                Status::unavailable("the database is unavailable; try again shortly")
+            }
             Error::Pool(cause) => {
                 tracing::error!(error = %cause, "no database connection");
                 Status::unavailable("the database is unavailable; try again shortly")

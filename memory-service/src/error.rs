@@ -103,8 +103,8 @@ impl From<Error> for Status {
                     "the context or the account was deleted while this request ran",
                 )
             }
-            Error::Database(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
-                tracing::warn!("database connection closed during a request");
+            Error::Database(error) if ninaivalaigal::db::is_connection_lost(&error) => {
+                tracing::warn!(%error, "database connection lost during a request");
                 Status::unavailable("the database is unreachable; try again shortly")
             }
             Error::Database(error) => {

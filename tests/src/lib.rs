@@ -14,6 +14,8 @@
 //! - [`TestPair::memory_as`]: memory-service calls as a user ([`memory`]).
 //! - [`eventually`]: waits for something that happens in the background
 //!   (a revocation poll, a key fetch), naming it when it never does.
+//! - [`PrivateCluster`]: a PostgreSQL server of a test's own, for tests
+//!   that kill, restart or cut off the database server (never the shared one).
 //! - [`PairSettings`]: a test's changes to the services' typed settings,
 //!   applied after the harness's own ([`pair::auth_settings`],
 //!   [`pair::memory_settings`]).
@@ -33,13 +35,16 @@ pub mod auth_rows;
 pub mod cluster;
 pub mod db;
 mod eventually;
+pub mod faults;
 pub mod keys;
 pub mod logs;
 pub mod memory;
 pub mod pair;
+pub mod private_cluster;
 pub mod users;
 
 pub use db::TestDb;
 pub use eventually::{Outcome, eventually};
 pub use pair::{PairSettings, TestPair, spawn_pair, spawn_pair_with};
+pub use private_cluster::PrivateCluster;
 pub use users::{TEST_PASSWORD, TestUser, bearer};

@@ -213,6 +213,34 @@ impl TestPair {
         format!("http://{}", self.memory_addr)
     }
 
+    /// Stops the auth-service only (as if its process went away) and
+    /// waits until it has drained; the memory-service keeps running.
+    pub async fn stop_auth(&mut self) {
+        let stop = std::mem::replace(&mut self.stops[0], oneshot::channel().0);
+        let _ = stop.send(());
+        let task = std::mem::replace(&mut self.tasks[0], tokio::spawn(async { Ok(()) }));
+        task.await
+            .expect("auth-service task")
+            .expect("auth-service stops cleanly");
+    }
+
+    /// Starts a new auth-service on the same address, database and signing
+    /// key (the harness's), after [`Self::stop_auth`].
+    pub async fn start_auth(&mut self) {
+        let key_file = crate::keys::harness_key().write_private_key();
+        let mut settings = auth_settings(&self.db, &key_file.path);
+        settings.listen_addr = self.auth_addr;
+        let auth = auth_service::startup::Application::build(settings)
+            .await
+            .unwrap_or_else(|error| panic!("auth-service starts again: {error:#}"));
+        drop(key_file);
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stops[0] = stop;
+        self.tasks[0] = tokio::spawn(auth.run_until(async {
+            let _ = stopped.await;
+        }));
+    }
+
     /// Stops both services and waits until they have drained.
     pub async fn shutdown(mut self) {
         for stop in self.stops.drain(..) {
