@@ -29,11 +29,11 @@ ensure_venv() {
   say "installing the deploy checks' tools into $VENV"
   rm -rf "$VENV"
   mkdir -p "$CACHE"
-  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv "$VENV" >/dev/null 2>&1; then
     # Debian's python3 needs python3-venv for ensurepip.
     rm -rf "$VENV"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
     python3 -m venv "$VENV"
   fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
