@@ -26,3 +26,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "cargo test"
 cargo test --workspace --locked "$@"
+
+say "deployment files (Kubernetes manifests, Dockerfile, compose.yaml)"
+bash deploy/local/check-deploy.sh
+
+say "backup and restore (pg_dump, pg_restore into a scratch database, compared)"
+bash deploy/local/backup-restore.sh --seed
