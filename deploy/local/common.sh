@@ -13,6 +13,7 @@ AUTH_URL="http://$AUTH_ADDR"
 MEMORY_URL="http://$MEMORY_ADDR"
 
 DB_ENV="$STATE_DIR/db.env"
+KEY_FILE="$STATE_DIR/jwt-ed25519.pem"
 
 say() { echo "==> $*"; }
 
@@ -50,4 +51,42 @@ stop_service() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$RUN_DIR/$name.pid"
+}
+
+# Starts a service that up.sh built, in the background, with the environment
+# given as NAME=VALUE arguments on top of the caller's, and records its pid.
+start_service() {
+  local name=$1
+  shift
+  say "starting $name (log: $LOG_DIR/$name.log)"
+  env "$@" setsid "$BIN_DIR/$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+# The two services as up.sh runs them; extra NAME=VALUE settings may follow.
+start_auth_service() {
+  start_service auth-service \
+    NINAIVALAIGAL_AUTH_LISTEN_ADDR="$AUTH_ADDR" \
+    NINAIVALAIGAL_DATABASE_URL="$(db_env_value NINAIVALAIGAL_AUTH_DATABASE_URL)" \
+    NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE="$KEY_FILE" "$@"
+}
+start_memory_service() {
+  start_service memory-service \
+    NINAIVALAIGAL_MEMORY_LISTEN_ADDR="$MEMORY_ADDR" \
+    NINAIVALAIGAL_DATABASE_URL="$(db_env_value NINAIVALAIGAL_MEMORY_DATABASE_URL)" \
+    NINAIVALAIGAL_AUTH_URL="$AUTH_URL" "$@"
+}
+
+# Waits until both services report SERVING; shows a log tail otherwise.
+wait_until_serving() {
+  local name url
+  for name in auth-service memory-service; do
+    url=$AUTH_URL
+    [ "$name" = memory-service ] && url=$MEMORY_URL
+    if ! "$BIN_DIR/ninaivalaigal-health" "$url" --wait-seconds 30; then
+      echo "$name did not become healthy; last lines of its log:" >&2
+      tail -n 20 "$LOG_DIR/$name.log" >&2
+      return 1
+    fi
+  done
 }

@@ -13,13 +13,11 @@ chmod 700 "$STATE_DIR"
 
 say "PostgreSQL"
 bash "$REPO_ROOT/deploy/local/postgres.sh"
-# Not exported: each process below gets only the URL of its own role, and
-# the build gets none.
+# Not exported: each process below gets only the URL of its own role
+# (start_auth_service and start_memory_service in common.sh read theirs),
+# and the build gets none.
 MIGRATION_DATABASE_URL=$(db_env_value NINAIVALAIGAL_MIGRATION_DATABASE_URL)
-AUTH_DATABASE_URL=$(db_env_value NINAIVALAIGAL_AUTH_DATABASE_URL)
-MEMORY_DATABASE_URL=$(db_env_value NINAIVALAIGAL_MEMORY_DATABASE_URL)
 
-KEY_FILE="$STATE_DIR/jwt-ed25519.pem"
 if [ ! -s "$KEY_FILE" ]; then
   say "generating the Ed25519 token-signing key ($KEY_FILE)"
   command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
@@ -37,32 +35,9 @@ NINAIVALAIGAL_MIGRATION_DATABASE_URL="$MIGRATION_DATABASE_URL" "$BIN_DIR/ninaiva
 stop_service memory-service
 stop_service auth-service
 
-start_service() {
-  local name=$1
-  shift
-  say "starting $name (log: $LOG_DIR/$name.log)"
-  env "$@" setsid "$BIN_DIR/$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/$name.pid"
-}
-
-start_service auth-service \
-  NINAIVALAIGAL_AUTH_LISTEN_ADDR="$AUTH_ADDR" \
-  NINAIVALAIGAL_DATABASE_URL="$AUTH_DATABASE_URL" \
-  NINAIVALAIGAL_JWT_PRIVATE_KEY_FILE="$KEY_FILE"
-start_service memory-service \
-  NINAIVALAIGAL_MEMORY_LISTEN_ADDR="$MEMORY_ADDR" \
-  NINAIVALAIGAL_DATABASE_URL="$MEMORY_DATABASE_URL" \
-  NINAIVALAIGAL_AUTH_URL="$AUTH_URL"
-
-for name in auth-service memory-service; do
-  url=$AUTH_URL
-  [ "$name" = memory-service ] && url=$MEMORY_URL
-  if ! "$BIN_DIR/ninaivalaigal-health" "$url" --wait-seconds 30; then
-    echo "$name did not become healthy; last lines of its log:" >&2
-    tail -n 20 "$LOG_DIR/$name.log" >&2
-    exit 1
-  fi
-done
+start_auth_service
+start_memory_service
+wait_until_serving
 
 # Each service holds its own database password and no other.
 for name in auth-service memory-service; do
