@@ -5,8 +5,12 @@
 use std::{
     collections::HashMap,
     convert::Infallible,
+    fmt,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -17,7 +21,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::{sync::Semaphore, time::Instant};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
-use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
+use tower_http::classify::{
+    ClassifiedResponse, ClassifyResponse, GrpcCode, GrpcErrorsAsFailures, GrpcFailureClass,
+    SharedClassifier,
+};
 
 /// Longest `x-request-id` taken from a client; a longer or odd one is
 /// replaced, so that what reaches the logs is short and printable.
@@ -41,8 +48,11 @@ pub fn sanitize_request_id<B>(mut request: http::Request<B>) -> http::Request<B>
 }
 
 /// Only statuses that mean something is wrong here are logged as failures
-/// (at ERROR); a client's NOT_FOUND or UNAUTHENTICATED is not.
-pub fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures> {
+/// (at ERROR); a client's NOT_FOUND or UNAUTHENTICATED is not, and neither
+/// is a request refused at the in-flight limit: under overload that would be
+/// one ERROR line per refusal, written when the server can least afford it
+/// ([`Guard`] reports refusals itself, at most once a second).
+pub fn client_errors_are_not_failures() -> SharedClassifier<Classifier> {
     let mut classifier = GrpcErrorsAsFailures::new();
     for code in [
         GrpcCode::Cancelled,
@@ -58,7 +68,72 @@ pub fn client_errors_are_not_failures() -> SharedClassifier<GrpcErrorsAsFailures
     ] {
         classifier = classifier.with_success(code);
     }
-    SharedClassifier::new(classifier)
+    SharedClassifier::new(Classifier(classifier))
+}
+
+/// Marks a response refused at the in-flight limit (a response extension).
+#[derive(Clone, Copy, Debug)]
+struct Shed;
+
+/// gRPC statuses as [`client_errors_are_not_failures`] counts them.
+#[derive(Clone, Debug)]
+pub struct Classifier(GrpcErrorsAsFailures);
+
+impl ClassifyResponse for Classifier {
+    type FailureClass = GrpcFailureClass;
+    type ClassifyEos = <GrpcErrorsAsFailures as ClassifyResponse>::ClassifyEos;
+
+    fn classify_response<B>(
+        self,
+        response: &http::Response<B>,
+    ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
+        if response.extensions().get::<Shed>().is_some() {
+            return ClassifiedResponse::Ready(Ok(()));
+        }
+        self.0.classify_response(response)
+    }
+
+    fn classify_error<E: fmt::Display + 'static>(self, error: &E) -> Self::FailureClass {
+        self.0.classify_error(error)
+    }
+}
+
+/// Counts refusals at the in-flight limit and logs them at most once a
+/// second, as one WARN line with the number refused since the last.
+struct ShedReport {
+    started: Instant,
+    /// Milliseconds since `started` before which no report is written.
+    next_report_ms: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl ShedReport {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            next_report_ms: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn refused(&self, limit: usize) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        let next = self.next_report_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_report_ms
+                .compare_exchange(next, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let refused = self.refused.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                refused,
+                limit,
+                "at the limit of requests in flight: refused {refused} with UNAVAILABLE since the last report (at most one a second)"
+            );
+        }
+    }
 }
 
 /// The span of one request: its RPC and request id, nothing from the body.
@@ -116,6 +191,7 @@ fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
 pub struct GuardLayer {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    shed: Arc<ShedReport>,
     timeout: Duration,
     body_limits: Arc<BodyLimits>,
 }
@@ -126,6 +202,7 @@ impl GuardLayer {
         Self {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
+            shed: Arc::new(ShedReport::new()),
             timeout,
             body_limits: Arc::new(body_limits),
         }
@@ -174,11 +251,14 @@ where
             return Box::pin(inner.call(request));
         }
         let Ok(permit) = self.layer.in_flight.clone().try_acquire_owned() else {
-            let status = Status::unavailable(format!(
+            self.layer.shed.refused(self.layer.max_in_flight);
+            let mut response = Status::unavailable(format!(
                 "the server is at its limit of {} requests in flight; retry with backoff",
                 self.layer.max_in_flight
-            ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            ))
+            .into_http();
+            response.extensions_mut().insert(Shed);
+            return Box::pin(async move { Ok(response) });
         };
         let client_timeout = request
             .headers()
@@ -372,7 +452,28 @@ impl HttpBody for LimitedBody {
 
 #[cfg(test)]
 mod tests {
+    use tower_http::classify::MakeClassifier;
+
     use super::*;
+
+    #[test]
+    fn refusals_at_the_limit_are_not_failures_but_other_unavailables_are() {
+        let classify = |response: &http::Response<Body>| {
+            let request = http::Request::new(());
+            let ClassifiedResponse::Ready(result) = client_errors_are_not_failures()
+                .make_classifier(&request)
+                .classify_response(response)
+            else {
+                panic!("a trailers-only status is classified at once");
+            };
+            result.is_ok()
+        };
+        let mut shed = Status::unavailable("at the limit").into_http();
+        shed.extensions_mut().insert(Shed);
+        assert!(classify(&shed));
+        assert!(!classify(&Status::unavailable("database down").into_http()));
+        assert!(classify(&Status::not_found("no such context").into_http()));
+    }
 
     #[test]
     fn grpc_timeouts_parse_strictly() {

@@ -11,9 +11,9 @@
 //!    counting statuses and watching health and memory;
 //! 3. measures latency at half of capacity (open loop) right after, second
 //!    by second, until p99 is back within 1.5x the p99 measured before;
-//! 4. floods the auth-service with logins (right and wrong passwords) while
-//!    the half-capacity load and WhoAmI/GetJwks probes run, and compares
-//!    their p99 with a run just before without the flood.
+//! 4. floods the auth-service with logins (right and wrong passwords, many
+//!    client addresses) while the half-capacity load and WhoAmI/GetJwks
+//!    probes run, and compares their p99 with a run just before without it.
 //!
 //! Throughout, both services' health is checked every 200 ms and their
 //! resident memory read from `/proc` (pids from `--run-dir`). A plain-text
@@ -106,13 +106,13 @@ struct Args {
     /// Seconds of overload.
     #[arg(long, default_value_t = 15)]
     overload_seconds: u64,
-    /// Seconds of the half-capacity runs (before the overload, before the flood).
+    /// Seconds of the half-capacity run before the overload.
     #[arg(long, default_value_t = 8)]
     baseline_seconds: u64,
     /// Seconds of half-capacity load right after the overload.
     #[arg(long, default_value_t = 12)]
     recovery_seconds: u64,
-    /// Seconds of the login flood.
+    /// Seconds of the login flood, and of the same load without it just before.
     #[arg(long, default_value_t = 15)]
     flood_seconds: u64,
     /// Concurrent clients of the login flood.
@@ -124,7 +124,7 @@ struct Args {
     #[arg(long)]
     forwarded_for: bool,
     /// Rate of each auth-service probe (WhoAmI, GetJwks), per second.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 50.0)]
     probe_rate: f64,
     /// Milliseconds a closed-loop client waits after being refused
     /// (UNAVAILABLE, RESOURCE_EXHAUSTED), plus as much jitter: the
@@ -415,13 +415,14 @@ async fn auth_probes(
 }
 
 /// Flood of logins: `clients` tasks back to back; half with the right
-/// password of a load user, a quarter with a wrong one for a load user
-/// (throttled per account after a few), a quarter for unknown emails
-/// (which cost a bcrypt all the same).
+/// password of `accounts` (registered for the flood alone), a quarter with
+/// a wrong one for `victim` (throttled per account after a few: the
+/// refusal is cheap), a quarter for unknown emails (a bcrypt all the same).
 async fn login_flood(
     t0: Instant,
     channels: Vec<Channel>,
-    users: Vec<LoadUser>,
+    accounts: Vec<String>,
+    victim: String,
     prefix: String,
     clients: usize,
     length: Duration,
@@ -432,7 +433,8 @@ async fn login_flood(
     let mut tasks = JoinSet::new();
     for slot in 0..clients {
         let channel = channels[slot % channels.len()].clone();
-        let users = users.clone();
+        let accounts = accounts.clone();
+        let victim = victim.clone();
         let prefix = prefix.clone();
         let attempt = attempt.clone();
         tasks.spawn(async move {
@@ -440,10 +442,12 @@ async fn login_flood(
             let mut samples = Vec::new();
             while Instant::now() < end {
                 let n = attempt.fetch_add(1, Ordering::Relaxed);
-                let user = &users[n as usize % users.len()];
                 let (email, password) = match n % 4 {
-                    0 | 2 => (user.email.clone(), TEST_PASSWORD.to_owned()),
-                    1 => (user.email.clone(), "not the password at all".to_owned()),
+                    0 | 2 => (
+                        accounts[(n / 4) as usize % accounts.len()].clone(),
+                        TEST_PASSWORD.to_owned(),
+                    ),
+                    1 => (victim.clone(), "not the password at all".to_owned()),
                     _ => (
                         format!("{prefix}-nobody-{n}@overload.example"),
                         "not the password at all".to_owned(),
@@ -747,8 +751,16 @@ async fn main() -> Result<()> {
     while let Some(seeded) = seeding.join_next().await {
         seeded??;
     }
+    let mut flood_accounts = Vec::new();
+    for i in 0..2 {
+        let email = format!("{prefix}-login-{i}@overload.example");
+        flood_accounts.push(register(&auth, &email).await?.0);
+    }
+    let victim = register(&auth, &format!("{prefix}-victim@overload.example"))
+        .await?
+        .0;
     println!(
-        "set up {} users, each with a context of {MEMORIES_PER_USER} memories",
+        "set up {} users, each with a context of {MEMORIES_PER_USER} memories, and 3 accounts for the login flood",
         users.len()
     );
 
@@ -917,14 +929,15 @@ async fn main() -> Result<()> {
 
     // 4. Login flood against half-capacity load, and the same without it.
     let from = t0.elapsed();
+    let flood_length = Duration::from_secs(args.flood_seconds);
     let (no_flood, no_flood_probes) = tokio::join!(
-        mixed_open_loop(&load, half_rate, baseline_length),
+        mixed_open_loop(&load, half_rate, flood_length),
         auth_probes(
             t0,
             probe_channel.clone(),
             users[0].token.clone(),
             args.probe_rate,
-            baseline_length
+            flood_length
         )
     );
     phases.push(Phase {
@@ -937,7 +950,6 @@ async fn main() -> Result<()> {
         flood_channels.push(connect(&args.auth_url).await?);
     }
     let from = t0.elapsed();
-    let flood_length = Duration::from_secs(args.flood_seconds);
     let (flood_load, flood_probes, flood) = tokio::join!(
         mixed_open_loop(&load, half_rate, flood_length),
         auth_probes(
@@ -950,7 +962,8 @@ async fn main() -> Result<()> {
         login_flood(
             t0,
             flood_channels,
-            users.clone(),
+            flood_accounts,
+            victim,
             prefix.clone(),
             args.flood_clients,
             flood_length,
