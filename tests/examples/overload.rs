@@ -666,13 +666,21 @@ fn pid_of(run_dir: &std::path::Path, name: &str) -> Result<u32> {
     Ok(pid)
 }
 
-async fn register(auth: &Channel, email: &str) -> Result<(String, String)> {
+/// Registers `email`; `from` names the client address in `x-forwarded-for`
+/// (registrations are throttled per address, 10 in a burst by default).
+async fn register(auth: &Channel, email: &str, from: Option<String>) -> Result<(String, String)> {
+    let mut request = Request::new(RegisterRequest {
+        email: email.to_owned(),
+        password: TEST_PASSWORD.to_owned(),
+        name: "Overload test".into(),
+    });
+    if let Some(from) = from {
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", MetadataValue::try_from(from)?);
+    }
     let response = AuthServiceClient::new(auth.clone())
-        .register(RegisterRequest {
-            email: email.to_owned(),
-            password: TEST_PASSWORD.to_owned(),
-            name: "Overload test".into(),
-        })
+        .register(request)
         .await
         .with_context(|| format!("register {email}"))?
         .into_inner();
@@ -714,7 +722,8 @@ async fn main() -> Result<()> {
     }
     let mut users = Vec::new();
     for i in 0..args.users.max(1) {
-        let (email, token) = register(&auth, &format!("{prefix}-{i}@overload.example")).await?;
+        let (email, token) =
+            register(&auth, &format!("{prefix}-{i}@overload.example"), None).await?;
         let context = format!("overload-{i}");
         MemoryServiceClient::new(memory[0].clone())
             .create_context(bearer(
@@ -751,17 +760,29 @@ async fn main() -> Result<()> {
     while let Some(seeded) = seeding.join_next().await {
         seeded??;
     }
+    // Concurrent logins of one account hold its throttle cells while they
+    // wait for bcrypt (5 by default), so the right passwords are spread
+    // over enough accounts that each has at most 2 in flight.
+    let login_accounts = if args.forwarded_for {
+        args.flood_clients.div_ceil(4).max(1)
+    } else {
+        2
+    };
     let mut flood_accounts = Vec::new();
-    for i in 0..2 {
+    for i in 0..login_accounts {
         let email = format!("{prefix}-login-{i}@overload.example");
-        flood_accounts.push(register(&auth, &email).await?.0);
+        let from = args
+            .forwarded_for
+            .then(|| format!("10.255.{}.{}", i / 256, i % 256));
+        flood_accounts.push(register(&auth, &email, from).await?.0);
     }
-    let victim = register(&auth, &format!("{prefix}-victim@overload.example"))
+    let victim = register(&auth, &format!("{prefix}-victim@overload.example"), None)
         .await?
         .0;
     println!(
-        "set up {} users, each with a context of {MEMORIES_PER_USER} memories, and 3 accounts for the login flood",
-        users.len()
+        "set up {} users, each with a context of {MEMORIES_PER_USER} memories, and {} accounts for the login flood",
+        users.len(),
+        flood_accounts.len() + 1
     );
 
     let t0 = Instant::now();
