@@ -418,8 +418,7 @@ async fn auth_probes(
 /// password of `accounts` (registered for the flood alone), a quarter with
 /// a wrong one for `victim` (throttled per account after a few: the
 /// refusal is cheap), a quarter for unknown emails (a bcrypt all the same).
-async fn login_flood(
-    t0: Instant,
+struct Flood {
     channels: Vec<Channel>,
     accounts: Vec<String>,
     victim: String,
@@ -427,7 +426,18 @@ async fn login_flood(
     clients: usize,
     length: Duration,
     forwarded_for: bool,
-) -> Vec<Sample> {
+}
+
+async fn login_flood(t0: Instant, flood: Flood) -> Vec<Sample> {
+    let Flood {
+        channels,
+        accounts,
+        victim,
+        prefix,
+        clients,
+        length,
+        forwarded_for,
+    } = flood;
     let end = Instant::now() + length;
     let attempt = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -982,13 +992,15 @@ async fn main() -> Result<()> {
         ),
         login_flood(
             t0,
-            flood_channels,
-            flood_accounts,
-            victim,
-            prefix.clone(),
-            args.flood_clients,
-            flood_length,
-            args.forwarded_for
+            Flood {
+                channels: flood_channels,
+                accounts: flood_accounts,
+                victim,
+                prefix: prefix.clone(),
+                clients: args.flood_clients,
+                length: flood_length,
+                forwarded_for: args.forwarded_for,
+            }
         )
     );
     phases.push(Phase {
