@@ -3,6 +3,8 @@
 //! SetUserRole. A registration never makes an admin, whatever its email.
 //! Every grant and revoke is audited with who acted.
 
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::{
     ListUsersRequest, Role, SetUserRoleRequest, WhoAmIRequest,
     admin_service_client::AdminServiceClient,

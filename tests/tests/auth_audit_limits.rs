@@ -1,6 +1,8 @@
 //! The audit trail cannot be flooded: failure rows are limited per client
 //! and kind, and old rows are pruned after the retention period.
 
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::RefreshRequest;
 use std::time::Duration;
 

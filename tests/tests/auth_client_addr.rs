@@ -2,6 +2,8 @@
 //! unless the peer is a trusted proxy (NINAIVALAIGAL_TRUSTED_PROXIES), in
 //! which case the address it forwards in `x-forwarded-for`.
 
+#![allow(clippy::unwrap_used)]
+
 use ninaivalaigal::auth_v1::LoginRequest;
 use ninaivalaigal_tests::{PairSettings, TestPair, auth_rows, spawn_pair_with};
 use tonic::{Code, Request, metadata::MetadataValue};

@@ -1,6 +1,8 @@
 //! Register cannot be used to enumerate accounts cheaply or to starve
 //! logins of password-hashing slots.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     sync::{
         Arc,
