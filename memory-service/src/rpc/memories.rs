@@ -5,8 +5,6 @@ use futures::FutureExt;
 use ninaivalaigal::memory_v1 as pb;
 use tonic::Request;
 
-use ninaivalaigal::json::struct_to_text;
-
 use super::{MemoryState, caller, contexts::find_named, convert};
 use crate::{
     db::{
@@ -14,7 +12,7 @@ use crate::{
         models::{ContextRow, JsonText, NewMemory},
     },
     error::{Error, Result},
-    input::{ContextName, MemoryType},
+    input::{ContextName, MemoryData, MemoryId, MemoryType},
     paging::{MemoriesCursor, Position},
     recall::{ContextSelection, RecallQuery},
 };
@@ -43,18 +41,7 @@ pub async fn remember(
     let request = request.into_inner();
     let context = ContextName::parse_optional("context", &request.context)?;
     let memory_type = MemoryType::parse("type", &request.r#type)?;
-    let data = request.data.ok_or_else(|| {
-        Error::InvalidArgument("data is required: a JSON object (it may be empty)".into())
-    })?;
-    let json = struct_to_text(data).map_err(|error| Error::InvalidArgument(error.to_string()))?;
-    if json.len() > state.max_memory_bytes {
-        return Err(Error::InvalidArgument(format!(
-            "memory data is {} bytes of JSON; the limit is {} bytes",
-            json.len(),
-            state.max_memory_bytes
-        )));
-    }
-    let data = JsonText(json);
+    let data = JsonText(MemoryData::parse(request.data, state.max_memory_bytes)?.into_json());
     let owner_id = user.user_id;
     let (row, context_name) = db::with_user(&state.pool, &user, move |conn| {
         async move {
@@ -131,11 +118,7 @@ pub async fn forget(
     tracing::Span::current()
         .record("user_id", user.user_id)
         .record("memory_id", id);
-    if id <= 0 {
-        return Err(Error::InvalidArgument(format!(
-            "id must be the positive id of a memory (got {id})"
-        )));
-    }
+    let id = MemoryId::parse(id)?.get();
     let deleted = db::with_user(&state.pool, &user, move |conn| {
         async move { memories::delete(conn, id).await }.boxed()
     })
