@@ -945,8 +945,11 @@ fn random_rpc_sequences_keep_users_isolated_and_writes_exact() {
         .build()
         .unwrap();
     let pair = runtime.block_on(async {
+        // Every case registers three users from this one address.
         let pair = spawn_pair_with(
-            PairSettings::default().memory(|s| s.max_memory_bytes = MAX_MEMORY_BYTES as u32),
+            PairSettings::default()
+                .auth(|s| s.registrations_per_client = 100_000)
+                .memory(|s| s.max_memory_bytes = MAX_MEMORY_BYTES as u32),
         )
         .await;
         pair.wait_until_serving().await;
