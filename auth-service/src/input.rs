@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use ninaivalaigal::paging::{Cursor, PageLimits};
+use serde::{Deserialize, Serialize};
+
 use crate::error::Error;
 
 /// Longest accepted email address (RFC 5321 path limit).
@@ -122,6 +125,31 @@ impl fmt::Debug for NewPassword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("NewPassword(***)")
     }
+}
+
+/// A refresh token as a request carries it: trimmed, not empty. Whether it
+/// is a live one is for [`crate::sessions`] to say.
+pub fn refresh_token(raw: &str) -> Result<&str, Error> {
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(Error::InvalidArgument("refresh_token is required".into()));
+    }
+    Ok(token)
+}
+
+/// ListUsers' page sizes: 50 by default, at most 500.
+pub const USERS_PAGE_LIMITS: PageLimits = PageLimits::new(50, 500);
+
+/// Where ListUsers continues: after the account with this id.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersCursor {
+    /// Id of the last account returned.
+    pub after: i64,
+}
+
+impl Cursor for UsersCursor {
+    const KIND: &'static str = "users";
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use ninaivalaigal::{json::struct_to_text, memory_v1 as pb};
+use prost_types::Struct;
+
 use crate::error::Error;
 
 /// A context name: 1 to 100 characters of ASCII letters, digits, `.`, `_`
@@ -129,6 +132,71 @@ impl Description {
     }
 }
 
+/// How a context's visibility is stored: the only one there is so far.
+pub const VISIBILITY_PRIVATE: &str = "private";
+
+/// The stored visibility of a request's `visibility` (unspecified means
+/// private).
+pub fn visibility(value: i32) -> Result<&'static str, Error> {
+    match pb::Visibility::try_from(value) {
+        Ok(pb::Visibility::Unspecified | pb::Visibility::Private) => Ok(VISIBILITY_PRIVATE),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "visibility {value} is not known; use VISIBILITY_PRIVATE"
+        ))),
+    }
+}
+
+/// The id of a memory: positive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryId(i64);
+
+impl MemoryId {
+    /// Parses a request's memory id.
+    pub fn parse(id: i64) -> Result<Self, Error> {
+        if id <= 0 {
+            return Err(Error::InvalidArgument(format!(
+                "id must be the positive id of a memory (got {id})"
+            )));
+        }
+        Ok(Self(id))
+    }
+
+    /// The id.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A memory's record as the JSON text that is stored: converted exactly
+/// from the request's `Struct` (see [`ninaivalaigal::json`]) and at most
+/// the service's limit in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryData(String);
+
+impl MemoryData {
+    /// Parses a request's `data`, which must be present and convert to at
+    /// most `max_bytes` bytes of JSON.
+    pub fn parse(data: Option<Struct>, max_bytes: usize) -> Result<Self, Error> {
+        let data = data.ok_or_else(|| {
+            Error::InvalidArgument("data is required: a JSON object (it may be empty)".into())
+        })?;
+        let json =
+            struct_to_text(data).map_err(|error| Error::InvalidArgument(error.to_string()))?;
+        if json.len() > max_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "memory data is {} bytes of JSON; the limit is {max_bytes} bytes",
+                json.len(),
+            )));
+        }
+        Ok(Self(json))
+    }
+
+    /// The JSON text.
+    pub fn into_json(self) -> String {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +233,25 @@ mod tests {
         for bad in ["", " note", "note\n", "a\0b", &"t".repeat(65)] {
             assert!(MemoryType::parse("type", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn visibilities_ids_and_data() {
+        assert_eq!(visibility(0).unwrap(), VISIBILITY_PRIVATE);
+        assert_eq!(visibility(1).unwrap(), VISIBILITY_PRIVATE);
+        assert!(visibility(2).is_err());
+        assert!(visibility(-1).is_err());
+        assert_eq!(MemoryId::parse(7).unwrap().get(), 7);
+        assert!(MemoryId::parse(0).is_err());
+        assert!(MemoryId::parse(i64::MIN).is_err());
+        assert!(MemoryData::parse(None, 100).is_err());
+        let data = ninaivalaigal::json::text_to_struct(r#"{"a":"bc"}"#).unwrap();
+        assert_eq!(
+            MemoryData::parse(Some(data.clone()), 10)
+                .unwrap()
+                .into_json(),
+            r#"{"a":"bc"}"#
+        );
+        assert!(MemoryData::parse(Some(data), 9).is_err());
     }
 }

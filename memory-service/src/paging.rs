@@ -6,13 +6,16 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use ninaivalaigal::{
-    paging::{self, Cursor, PagingError},
+    paging::{self, Cursor, PageLimits, PagingError},
     timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+
+/// ListContexts' page sizes: 100 by default, at most 1000.
+pub const CONTEXTS_PAGE_LIMITS: PageLimits = PageLimits::new(100, 1000);
 
 /// Where ListContexts continues: after this name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

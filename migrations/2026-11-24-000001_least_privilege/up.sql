@@ -9,5 +9,12 @@ REVOKE ALL ON revoked_sessions FROM ninaivalaigal_memory;
 GRANT SELECT (session_id, access_expires_at) ON revoked_sessions TO ninaivalaigal_memory;
 
 -- Readiness: each service checks that the schema has the migrations it was
--- built with before it reports SERVING.
-GRANT SELECT ON __diesel_schema_migrations TO ninaivalaigal_auth, ninaivalaigal_memory;
+-- built with before it reports SERVING. (The table is diesel's bookkeeping;
+-- a database migrated by other means has none, and is then never ready.)
+DO $$
+BEGIN
+    IF to_regclass('__diesel_schema_migrations') IS NOT NULL THEN
+        GRANT SELECT ON __diesel_schema_migrations TO ninaivalaigal_auth, ninaivalaigal_memory;
+    END IF;
+END
+$$;

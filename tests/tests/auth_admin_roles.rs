@@ -3,7 +3,6 @@
 //! SetUserRole. A registration never makes an admin, whatever its email.
 //! Every grant and revoke is audited with who acted.
 
-// Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]
 
 use ninaivalaigal::auth_v1::{

@@ -1,7 +1,6 @@
 //! The audit trail cannot be flooded: failure rows are limited per client
 //! and kind, and old rows are pruned after the retention period.
 
-// Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]
 
 use ninaivalaigal::auth_v1::RefreshRequest;

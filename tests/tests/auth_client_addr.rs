@@ -2,7 +2,6 @@
 //! unless the peer is a trusted proxy (NINAIVALAIGAL_TRUSTED_PROXIES), in
 //! which case the address it forwards in `x-forwarded-for`.
 
-// Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]
 
 use ninaivalaigal::auth_v1::LoginRequest;

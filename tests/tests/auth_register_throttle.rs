@@ -1,7 +1,6 @@
 //! Register cannot be used to enumerate accounts cheaply or to starve
 //! logins of password-hashing slots.
 
-// Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]
 
 use std::{

@@ -258,3 +258,22 @@ where
     }
     outputs
 }
+
+/// Seen in the answers of tests/isolation_random.rs: NOT_FOUND and
+/// ALREADY_EXISTS named the context as `ContextName("work")`, the Rust
+/// type's debug form, instead of the name the client sent.
+#[tokio::test]
+async fn error_messages_name_the_context_as_sent() {
+    let (_pair, memory) = setup().await;
+    let missing = memory.get_context("work").await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert!(
+        missing.message().starts_with("context \"work\" not found"),
+        "{}",
+        missing.message()
+    );
+    memory.create_context("work", "").await.unwrap();
+    let again = memory.create_context("work", "").await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert_eq!(again.message(), "you already have a context named \"work\"");
+}

@@ -7,11 +7,7 @@ use std::net::IpAddr;
 
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use ninaivalaigal::{
-    auth_v1 as pb,
-    paging::{self, Cursor, PageLimits},
-};
-use serde::{Deserialize, Serialize};
+use ninaivalaigal::{auth_v1 as pb, paging};
 use serde_json::json;
 use tonic::metadata::MetadataMap;
 
@@ -21,21 +17,8 @@ use crate::{
     audit::{AuditEvent, Event},
     db::{self, models::User, sessions::RevokeReason},
     error::{Error, Result},
-    input::Email,
+    input::{Email, USERS_PAGE_LIMITS, UsersCursor},
 };
-
-const PAGE_LIMITS: PageLimits = PageLimits::new(50, 500);
-
-/// Where ListUsers continues: after the account with this id.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsersCursor {
-    after: i64,
-}
-
-impl Cursor for UsersCursor {
-    const KIND: &'static str = "users";
-}
 
 /// The caller, who must be an administrator.
 async fn admin(
@@ -81,7 +64,7 @@ pub async fn list_users(
 ) -> Result<pb::ListUsersResponse> {
     let mut conn = db::connection(&state.pool).await?;
     let caller = admin(state, metadata, &mut conn).await?;
-    let page_size = PAGE_LIMITS.page_size(request.page_size)?;
+    let page_size = USERS_PAGE_LIMITS.page_size(request.page_size)?;
     let after =
         paging::decode::<UsersCursor>(&request.page_token)?.map_or(0, |cursor| cursor.after);
     let mut users = db::users::page(&mut conn, after, page_size.fetch_limit()).await?;

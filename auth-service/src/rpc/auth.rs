@@ -17,7 +17,7 @@ use crate::{
         models::{NewUser, ROLE_USER, User},
     },
     error::{Attempts, Error, Result},
-    input::{DisplayName, Email, NewPassword},
+    input::{self, DisplayName, Email, NewPassword},
     sessions::{self, CheckedLogin, LoginOutcome, LogoutOf, RefreshOutcome},
 };
 
@@ -175,10 +175,7 @@ pub async fn refresh(
     client: Option<IpAddr>,
     request: pb::RefreshRequest,
 ) -> Result<pb::RefreshResponse> {
-    let token = request.refresh_token.trim();
-    if token.is_empty() {
-        return Err(Error::InvalidArgument("refresh_token is required".into()));
-    }
+    let token = input::refresh_token(&request.refresh_token)?;
     let mut conn = db::connection(&state.pool).await?;
     match sessions::refresh(&mut conn, state.issuer(), &state.audit, token, client).await? {
         RefreshOutcome::Rotated(issued) => Ok(pb::RefreshResponse {

@@ -2,10 +2,7 @@
 //! and StopRecording.
 
 use futures::FutureExt;
-use ninaivalaigal::{
-    memory_v1 as pb,
-    paging::{self, PageLimits},
-};
+use ninaivalaigal::{memory_v1 as pb, paging};
 use tonic::Request;
 
 use super::{MemoryState, convert};
@@ -15,13 +12,10 @@ use crate::{
         models::{ContextRow, NewContext},
     },
     error::{Error, Result, is_unique_violation},
-    input::{ContextName, Description},
-    paging::ContextsCursor,
+    input::{ContextName, Description, visibility},
+    paging::{CONTEXTS_PAGE_LIMITS, ContextsCursor},
     scope::RequestScope,
 };
-
-/// ListContexts' page sizes: 100 by default, at most 1000.
-const PAGE_LIMITS: PageLimits = PageLimits::new(100, 1000);
 
 /// The caller's context of that name, or NOT_FOUND. Another user's context
 /// of that name is invisible under RLS, so it gets exactly the same answer.
@@ -33,19 +27,10 @@ pub async fn find_named(
         .await?
         .ok_or_else(|| {
             Error::NotFound(format!(
-                "context {name:?} not found; `eM contexts` lists yours"
+                "context {:?} not found; `eM contexts` lists yours",
+                name.as_str()
             ))
         })
-}
-
-/// The stored visibility of a request's visibility.
-fn visibility(value: i32) -> Result<&'static str> {
-    match pb::Visibility::try_from(value) {
-        Ok(pb::Visibility::Unspecified | pb::Visibility::Private) => Ok("private"),
-        Err(_) => Err(Error::InvalidArgument(format!(
-            "visibility {value} is not known; use VISIBILITY_PRIVATE"
-        ))),
-    }
 }
 
 #[tracing::instrument(skip_all, fields(user_id))]
@@ -76,7 +61,10 @@ pub async fn create(
     .await
     .map_err(|error| {
         if is_unique_violation(&error) {
-            Error::AlreadyExists(format!("you already have a context named {name:?}"))
+            Error::AlreadyExists(format!(
+                "you already have a context named {:?}",
+                name.as_str()
+            ))
         } else {
             error
         }
@@ -94,7 +82,7 @@ pub async fn list(
     let scope = RequestScope::of(&request)?;
     tracing::Span::current().record("user_id", scope.user.user_id);
     let request = request.into_inner();
-    let page_size = PAGE_LIMITS.page_size(request.page_size)?;
+    let page_size = CONTEXTS_PAGE_LIMITS.page_size(request.page_size)?;
     let cursor = paging::decode::<ContextsCursor>(&request.page_token)?;
     let (mut rows, counts) = db::with_user(&state.pool, &scope, move |conn| {
         async move {

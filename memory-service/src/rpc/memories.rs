@@ -2,7 +2,7 @@
 
 use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
-use ninaivalaigal::{json::struct_to_text, memory_v1 as pb};
+use ninaivalaigal::memory_v1 as pb;
 use prost::Message;
 use tonic::Request;
 
@@ -15,7 +15,7 @@ use crate::{
         usage,
     },
     error::{Error, Result},
-    input::{ContextName, MemoryType},
+    input::{ContextName, MemoryData, MemoryId, MemoryType},
     offload,
     paging::{MemoriesCursor, Position},
     recall::{ContextSelection, RecallQuery},
@@ -46,19 +46,11 @@ pub async fn remember(
     let request = request.into_inner();
     let context = ContextName::parse_optional("context", &request.context)?;
     let memory_type = MemoryType::parse("type", &request.r#type)?;
-    let data = request.data.ok_or_else(|| {
-        Error::InvalidArgument("data is required: a JSON object (it may be empty)".into())
-    })?;
-    let json = offload::cpu_bound(data.encoded_len(), move || struct_to_text(data))
-        .await?
-        .map_err(|error| Error::InvalidArgument(error.to_string()))?;
-    if json.len() > state.max_memory_bytes {
-        return Err(Error::InvalidArgument(format!(
-            "memory data is {} bytes of JSON; the limit is {} bytes",
-            json.len(),
-            state.max_memory_bytes
-        )));
-    }
+    let max_bytes = state.max_memory_bytes;
+    let size = request.data.as_ref().map_or(0, |data| data.encoded_len());
+    let json = offload::cpu_bound(size, move || MemoryData::parse(request.data, max_bytes))
+        .await??
+        .into_json();
     let bytes = i64::try_from(json.len()).unwrap_or(i64::MAX);
     let data = JsonText(json);
     let owner_id = scope.user.user_id;
@@ -190,11 +182,7 @@ pub async fn forget(
     tracing::Span::current()
         .record("user_id", scope.user.user_id)
         .record("memory_id", id);
-    if id <= 0 {
-        return Err(Error::InvalidArgument(format!(
-            "id must be the positive id of a memory (got {id})"
-        )));
-    }
+    let id = MemoryId::parse(id)?.get();
     let deleted = db::with_user(&state.pool, &scope, move |conn| {
         async move { memories::delete(conn, id).await }.boxed()
     })
