@@ -59,7 +59,12 @@ start_service() {
   local name=$1
   shift
   say "starting $name (log: $LOG_DIR/$name.log)"
-  env "$@" setsid "$BIN_DIR/$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  # Settings are exported in a subshell rather than passed to env(1), whose
+  # command line (a database URL with its password) `ps` would show.
+  (
+    export "$@"
+    exec setsid "$BIN_DIR/$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
+  ) &
   echo $! >"$RUN_DIR/$name.pid"
 }
 
