@@ -41,6 +41,7 @@ pub mod logs;
 pub mod memory;
 pub mod pair;
 pub mod private_cluster;
+pub mod raw_h2;
 pub mod users;
 
 pub use db::TestDb;

@@ -7,9 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use bytes::Bytes;
 use diesel::{
     QueryableByName,
     sql_types::{BigInt, Integer, Text},
@@ -18,11 +17,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use ninaivalaigal::memory_v1 as pb;
 use ninaivalaigal_tests::{
     PairSettings, TestPair, TestUser, bearer, cluster::Role, eventually,
-    faults::client_deadline_as_deadline_exceeded, spawn_pair_with,
+    faults::client_deadline_as_deadline_exceeded, raw_h2, spawn_pair_with,
 };
 use prost::Message;
 use serde_json::json;
-use tokio::{net::TcpStream, time::Instant};
+use tokio::time::Instant;
 use tonic::Code;
 
 const CONTEXT: &str = "locked";
@@ -241,17 +240,6 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-/// A raw HTTP/2 connection, driven in the background, that never reads
-/// what it is sent (its windows stay as the handshake set them: 64 KiB).
-async fn h2_connect(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    send.ready().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
     let pair = spawn_pair_with(PairSettings::default()).await;
@@ -277,16 +265,15 @@ async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
         .unwrap();
     let page_bytes = page.encoded_len();
 
-    let mut body = pb::RecallRequest {
-        context: CONTEXT.into(),
-        page_size: 100,
-        ..Default::default()
-    }
-    .encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
-    frame.append(&mut body);
-    let frame = Bytes::from(frame);
+    let frame = raw_h2::grpc_frame(
+        &pb::RecallRequest {
+            context: CONTEXT.into(),
+            page_size: 100,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let authorization = format!("Bearer {}", user.access_token);
 
     let before = rss_kib();
     const CONNECTIONS: usize = 4;
@@ -294,19 +281,14 @@ async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
     let mut held = Vec::new();
     let mut connections = Vec::new();
     for _ in 0..CONNECTIONS {
-        let mut send = h2_connect(pair.memory_addr).await;
+        let mut send = raw_h2::connect(pair.memory_addr).await;
         for _ in 0..STREAMS {
             send = send.ready().await.unwrap();
-            let request = bearer((), &user.access_token);
-            let mut http = http::Request::builder()
-                .method("POST")
-                .uri("http://localhost/ninaivalaigal.memory.v1.MemoryService/Recall")
-                .header("content-type", "application/grpc")
-                .header("te", "trailers");
-            for (name, value) in request.metadata().clone().into_headers().iter() {
-                http = http.header(name, value);
-            }
-            let (response, mut stream) = send.send_request(http.body(()).unwrap(), false).unwrap();
+            let request = raw_h2::grpc_request(
+                "/ninaivalaigal.memory.v1.MemoryService/Recall",
+                &[("authorization", &authorization)],
+            );
+            let (response, mut stream) = send.send_request(request, false).unwrap();
             stream.send_data(frame.clone(), true).unwrap();
             held.push((response, stream));
         }

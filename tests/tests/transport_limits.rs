@@ -7,11 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ninaivalaigal::{server::TransportSettings, settings::Seconds};
-use ninaivalaigal_tests::{PairSettings, TestPair, spawn_pair_with};
+use ninaivalaigal_tests::{PairSettings, TestPair, raw_h2, spawn_pair_with};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -31,34 +31,6 @@ fn seconds(value: f64) -> Seconds {
     Seconds(Duration::from_secs_f64(value))
 }
 
-/// A raw HTTP/2 connection, driven in the background.
-async fn h2_connect(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    // Wait for the server's SETTINGS, so the client knows its limits.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while send.current_max_send_streams() == usize::MAX {
-        assert!(Instant::now() < deadline, "no SETTINGS from the server");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    send.ready().await.unwrap()
-}
-
-fn grpc_request(path: &str, grpc_timeout: Option<&str>) -> http::Request<()> {
-    let mut request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    if let Some(value) = grpc_timeout {
-        request = request.header("grpc-timeout", value);
-    }
-    request.body(()).unwrap()
-}
-
 /// Starts an RPC whose body is never finished: the length prefix announces
 /// `announced` bytes and `sent` of them follow.
 async fn unfinished_rpc(
@@ -69,8 +41,12 @@ async fn unfinished_rpc(
     sent: usize,
 ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
     *send = send.clone().ready().await.unwrap();
+    let headers: Vec<(&str, &str)> = grpc_timeout
+        .map(|timeout| ("grpc-timeout", timeout))
+        .into_iter()
+        .collect();
     let (response, mut body) = send
-        .send_request(grpc_request(path, grpc_timeout), false)
+        .send_request(raw_h2::grpc_request(path, &headers), false)
         .unwrap();
     let mut frame = vec![0u8];
     frame.extend_from_slice(&announced.to_be_bytes());
@@ -121,14 +97,14 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 #[tokio::test]
 async fn one_connection_gets_a_bounded_number_of_streams() {
     let pair = auth_with(|t| t.max_streams_per_connection = 8).await;
-    let send = h2_connect(pair.auth_addr).await;
+    let send = raw_h2::connect(pair.auth_addr).await;
     assert_eq!(send.current_max_send_streams(), 8);
 }
 
 #[tokio::test]
 async fn beyond_the_in_flight_limit_requests_are_refused_at_once() {
     let pair = auth_with(|t| t.max_in_flight_requests = 4).await;
-    let mut send = h2_connect(pair.auth_addr).await;
+    let mut send = raw_h2::connect(pair.auth_addr).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(unfinished_rpc(&mut send, LOGIN, None, 100, 10).await);
@@ -170,7 +146,7 @@ async fn beyond_the_in_flight_limit_requests_are_refused_at_once() {
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_they_are_buffered() {
     let pair = auth_with(|_| {}).await;
-    let mut send = h2_connect(pair.auth_addr).await;
+    let mut send = raw_h2::connect(pair.auth_addr).await;
     // Forty streams, each announcing 4 MB and sending 2.5 MB of it, never
     // finishing: each is refused once it passes the RPC's limit, without
     // waiting for (or buffering) the rest.
@@ -193,7 +169,7 @@ async fn oversized_bodies_are_refused_before_they_are_buffered() {
 #[tokio::test]
 async fn a_request_that_outlives_its_deadline_is_answered_deadline_exceeded() {
     let pair = auth_with(|t| t.request_timeout_seconds = seconds(1.0)).await;
-    let mut send = h2_connect(pair.auth_addr).await;
+    let mut send = raw_h2::connect(pair.auth_addr).await;
     // The client's shorter grpc-timeout wins...
     let started = Instant::now();
     let (response, _body) = unfinished_rpc(&mut send, LOGIN, Some("200m"), 100, 10).await;
