@@ -1,7 +1,10 @@
 //! Database plumbing shared by the services and the test harness: the
-//! connection pool, the embedded migrations, and the database URL setting.
+//! connection pool, TLS to the database, the embedded migrations, and the
+//! database settings.
 
-use std::{fmt, str::FromStr, time::Duration};
+mod tls;
+
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{
@@ -12,6 +15,8 @@ use diesel_async::{
     },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use tls::{DatabaseTls, SslMode};
 
 /// The schema migrations kept in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -51,6 +56,7 @@ impl FromStr for DatabaseUrl {
                     .into(),
             );
         }
+        SslMode::of_url(url)?;
         Ok(Self(url.to_owned()))
     }
 }
@@ -76,15 +82,26 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 /// Builds a connection pool. Connections are opened lazily, so this does not
-/// fail when the database is down; requests then get UNAVAILABLE.
+/// fail when the database is down; requests then get UNAVAILABLE. They are
+/// opened with `tls`, as the URL's `sslmode` asks.
 ///
 /// A connection is checked before it is handed out, without a round trip:
 /// one whose server side has gone away while it sat in the pool (the server
 /// restarted, or an administrator terminated the backend) is discarded and
 /// another one taken or opened, so no request is given a dead connection
 /// that the pool could have known was dead.
-pub fn build_pool(url: &DatabaseUrl, max_size: u32, connect_timeout: Duration) -> PgPool {
+pub fn build_pool(
+    url: &DatabaseUrl,
+    tls: DatabaseTls,
+    max_size: u32,
+    connect_timeout: Duration,
+) -> PgPool {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let tls = tls.clone();
+        let url = url.to_owned();
+        Box::pin(async move { tls.connect(&url).await })
+    });
     config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
         // Closed socket, or a transaction left open or cut off half-way.
         let broken = conn.is_broken();
@@ -151,14 +168,25 @@ pub fn is_connection_lost(error: &DieselError) -> bool {
 }
 
 /// Applies every pending migration and returns the versions it applied.
-/// Connect as the role that owns the tables. Safe to run repeatedly.
+/// Connect as the role that owns the tables. Safe to run repeatedly. TLS as
+/// the URL's `sslmode` asks, without a CA of its own: see
+/// [`run_migrations_with`].
 pub async fn run_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
-    let url = url.clone();
+    run_migrations_with(url, &DatabaseTls::new(url, None)?).await
+}
+
+/// [`run_migrations`], connecting with `tls`.
+pub async fn run_migrations_with(
+    url: &DatabaseUrl,
+    tls: &DatabaseTls,
+) -> anyhow::Result<Vec<String>> {
+    let conn = tls
+        .connect(url.expose())
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?;
     // diesel's migration harness is synchronous; run it off the async runtime.
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-        use diesel::Connection;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url.expose())
-            .map_err(|error| anyhow::anyhow!("cannot connect to {url}: {error}"))?;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
             .map_err(|error| anyhow::anyhow!("migration failed: {error}"))?;
@@ -234,16 +262,27 @@ pub struct DatabaseSettings {
     /// Seconds to wait for a pooled connection before answering UNAVAILABLE.
     #[arg(long, env = "NINAIVALAIGAL_DB_TIMEOUT_SECONDS", default_value_t = 5)]
     pub db_timeout_seconds: u64,
+    /// PEM file of the CA that signed the database server's certificate;
+    /// checked with `sslmode=verify-ca` or `verify-full` in the URL (and
+    /// with `require`, minus the host name).
+    #[arg(long, env = "NINAIVALAIGAL_DATABASE_CA")]
+    pub database_ca: Option<PathBuf>,
 }
 
 impl DatabaseSettings {
-    /// The pool these settings describe.
-    pub fn pool(&self) -> PgPool {
-        build_pool(
+    /// The pool these settings describe; fails when the CA file does not load.
+    pub fn pool(&self) -> anyhow::Result<PgPool> {
+        Ok(build_pool(
             &self.database_url,
+            self.tls()?,
             self.db_pool_size,
             Duration::from_secs(self.db_timeout_seconds),
-        )
+        ))
+    }
+
+    /// How connections to the database are secured.
+    pub fn tls(&self) -> anyhow::Result<DatabaseTls> {
+        DatabaseTls::new(&self.database_url, self.database_ca.as_deref())
     }
 }
 
@@ -302,6 +341,7 @@ mod tests {
             "postgres://host",
             "postgres://u:p@host/",
             "localhost:5432",
+            "postgres://u:p@host/db?sslmode=verify",
         ] {
             assert!(
                 bad.parse::<DatabaseUrl>().is_err(),

@@ -14,6 +14,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timestamp;
+pub mod tls;
 pub mod token;
 
 #[cfg(feature = "server")]

@@ -76,7 +76,7 @@ impl Application {
         .await
         .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_BCRYPT_COST: {error}"))?;
         let state = Arc::new(AuthState {
-            pool: settings.database.pool(),
+            pool: settings.database.pool()?,
             passwords,
             signer,
             throttle,

@@ -36,3 +36,39 @@ if [ ! -e "$dir/jwt-ed25519.pem" ]; then
   command -v openssl >/dev/null || { echo "make-secrets.sh: openssl is needed for the signing key" >&2; exit 1; }
   openssl genpkey -algorithm ed25519 | write_once jwt-ed25519.pem
 fi
+
+# TLS: a CA of this deployment and one certificate per service (for its
+# compose name, localhost and 127.0.0.1, usable as server and client), signed
+# by it. The CA's key stays in this directory and is mounted nowhere; a
+# service's key is mounted into that service only. Renew a certificate by
+# deleting its two files, running this again and restarting the service
+# (compose mounts a file by its inode: a replaced file is not seen inside).
+tls_ca() {
+  [ -e "$dir/tls-ca.crt" ] && return
+  local tmp
+  tmp=$(mktemp -d "$dir/.tls.XXXXXX")
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=ninaivalaigal compose CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$tmp/key" -out "$tmp/crt" 2>/dev/null
+  chmod 400 "$tmp/key"; mv "$tmp/key" "$dir/tls-ca.key"
+  write_once tls-ca.crt <"$tmp/crt"
+  rm -rf "$tmp"
+}
+tls_service() { # NAME: NAME-tls.crt and NAME-tls.key for the compose service NAME
+  local name=$1 tmp
+  [ -e "$dir/$name-tls.crt" ] && [ -e "$dir/$name-tls.key" ] && return
+  tmp=$(mktemp -d "$dir/.tls.XXXXXX")
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+    -keyout "$tmp/key" -out "$tmp/csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$name" >"$tmp/ext"
+  openssl x509 -req -in "$tmp/csr" -CA "$dir/tls-ca.crt" -CAkey "$dir/tls-ca.key" -CAcreateserial \
+    -days 397 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
+  rm -f "$dir/$name-tls.crt" "$dir/$name-tls.key"
+  write_once "$name-tls.key" <"$tmp/key"
+  write_once "$name-tls.crt" <"$tmp/crt"
+  rm -rf "$tmp"
+}
+tls_ca
+tls_service auth-service
+tls_service memory-service

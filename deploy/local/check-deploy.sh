@@ -119,7 +119,8 @@ if command -v podman >/dev/null 2>&1; then
   # podman-compose resolves the secret files: give it stand-ins.
   cp -r deploy/container "$scratch/container"
   mkdir -p "$scratch/kubernetes" && cp deploy/kubernetes/roles.sql "$scratch/kubernetes/"
-  for name in postgres_superuser_password migration_database_url auth_database_url memory_database_url jwt-ed25519.pem; do
+  for name in postgres_superuser_password migration_database_url auth_database_url memory_database_url jwt-ed25519.pem \
+    tls-ca.crt auth-service-tls.crt auth-service-tls.key memory-service-tls.crt memory-service-tls.key; do
     [ -e "$scratch/container/secrets/$name" ] || echo stand-in >"$scratch/container/secrets/$name"
   done
   podman-compose -f "$scratch/container/compose.yaml" config >/dev/null

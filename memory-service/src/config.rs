@@ -1,7 +1,7 @@
 //! Typed settings of the memory-service, from `NINAIVALAIGAL_*` environment
 //! variables or the matching flags (`memory-service --help`).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use ninaivalaigal::settings::Seconds;
 use ninaivalaigal::{
@@ -11,7 +11,8 @@ use ninaivalaigal::{
 /// Ninaivalaigal memory-service: recording contexts and memories.
 ///
 /// Access tokens are verified with the auth-service's public keys, fetched
-/// from its GetJwks RPC at `NINAIVALAIGAL_AUTH_URL`, or, when
+/// from its GetJwks RPC at `NINAIVALAIGAL_AUTH_URL` (over TLS when it is
+/// `https://`, checked against `NINAIVALAIGAL_AUTH_CA`), or, when
 /// `NINAIVALAIGAL_JWT_SECRET` is set, with that shared HS256 secret.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(version)]
@@ -33,9 +34,26 @@ pub struct Settings {
     pub log: LogSettings,
 
     /// URL of the auth-service, whose GetJwks RPC serves the public keys
-    /// that verify access tokens (EdDSA mode).
+    /// that verify access tokens (EdDSA mode). `https://` for TLS; `http://`
+    /// only to a loopback address or with NINAIVALAIGAL_ALLOW_PLAINTEXT
+    /// (whoever can change the keys in transit can forge any token).
     #[arg(long, env = "NINAIVALAIGAL_AUTH_URL", default_value_t = format!("http://127.0.0.1:{}", ninaivalaigal::DEFAULT_AUTH_PORT))]
     pub auth_url: String,
+
+    /// PEM file of the CA that signed the auth-service's certificate
+    /// (`https://` NINAIVALAIGAL_AUTH_URL); without it, the system's CAs.
+    #[arg(long, env = "NINAIVALAIGAL_AUTH_CA")]
+    pub auth_ca: Option<PathBuf>,
+
+    /// PEM certificate this service presents to the auth-service when that
+    /// asks for client certificates (its NINAIVALAIGAL_TLS_CLIENT_CA); with
+    /// NINAIVALAIGAL_AUTH_CLIENT_KEY.
+    #[arg(long, env = "NINAIVALAIGAL_AUTH_CLIENT_CERT")]
+    pub auth_client_cert: Option<PathBuf>,
+
+    /// Private key of NINAIVALAIGAL_AUTH_CLIENT_CERT (PEM).
+    #[arg(long, env = "NINAIVALAIGAL_AUTH_CLIENT_KEY")]
+    pub auth_client_key: Option<PathBuf>,
 
     /// Seconds between fetches of the auth-service's public keys (a token
     /// signed by an unknown key also triggers a fetch, at most every few seconds).

@@ -1,6 +1,9 @@
 //! The auth-service's public keys (JWKS), fetched over its GetJwks RPC at
 //! start-up, periodically, and when a token names a key we do not know
 //! (rate-limited, so unknown `kid`s cannot make us hammer the auth-service).
+//! Over TLS when the URL is `https://`: whoever could change the keys in
+//! transit could forge any user's token, so plaintext is refused unless the
+//! auth-service is on this machine or NINAIVALAIGAL_ALLOW_PLAINTEXT says so.
 
 use std::{
     sync::{
@@ -12,10 +15,13 @@ use std::{
 
 use ninaivalaigal::{
     auth_v1::{GetJwksRequest, auth_service_client::AuthServiceClient},
+    tls::{PemSetting, grpc_client_config, is_loopback},
     token::TokenVerifier,
 };
 use tokio::{sync::Mutex, time::Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::config::Settings;
 
 /// Fewest seconds between two on-demand fetches.
 const MIN_FETCH_INTERVAL: Duration = Duration::from_secs(5);
@@ -32,12 +38,19 @@ pub struct JwksSource {
 }
 
 impl JwksSource {
-    /// A source for the auth-service at `url`; connects lazily.
-    pub fn new(url: &str, verifier: Arc<TokenVerifier>) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
+    /// A source for the auth-service at `settings.auth_url`, with the TLS
+    /// the settings ask for; connects lazily.
+    pub fn new(settings: &Settings, verifier: Arc<TokenVerifier>) -> anyhow::Result<Self> {
+        let url = &settings.auth_url;
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5));
+        if let Some(tls) = client_tls(settings, endpoint.uri())? {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?;
+        }
         Ok(Self {
             url: url.to_owned(),
             client: AuthServiceClient::new(endpoint.connect_lazy()),
@@ -122,3 +135,57 @@ impl JwksSource {
         }
     }
 }
+
+/// The TLS of the key fetch: `Some` for `https://`, `None` for plaintext
+/// where it is allowed. Errors name the settings.
+fn client_tls(settings: &Settings, uri: &http::Uri) -> anyhow::Result<Option<ClientTlsConfig>> {
+    let identity = match (&settings.auth_client_cert, &settings.auth_client_key) {
+        (Some(cert), Some(key)) => Some((
+            PemSetting {
+                path: cert,
+                setting: "NINAIVALAIGAL_AUTH_CLIENT_CERT",
+            },
+            PemSetting {
+                path: key,
+                setting: "NINAIVALAIGAL_AUTH_CLIENT_KEY",
+            },
+        )),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "NINAIVALAIGAL_AUTH_CLIENT_CERT and NINAIVALAIGAL_AUTH_CLIENT_KEY go together: set both, or neither"
+        ),
+    };
+    let url = &settings.auth_url;
+    match uri.scheme_str() {
+        Some("https") => {
+            let ca = settings.auth_ca.as_deref().map(|path| PemSetting {
+                path,
+                setting: "NINAIVALAIGAL_AUTH_CA",
+            });
+            Ok(Some(grpc_client_config(ca, identity, HANDSHAKE_TIMEOUT)?))
+        }
+        Some("http") => {
+            if settings.auth_ca.is_some() || identity.is_some() {
+                anyhow::bail!(
+                    "NINAIVALAIGAL_AUTH_CA and NINAIVALAIGAL_AUTH_CLIENT_CERT need an https:// NINAIVALAIGAL_AUTH_URL, not {url}"
+                );
+            }
+            if !is_loopback(uri) {
+                if !settings.transport.tls.allow_plaintext {
+                    anyhow::bail!(
+                        "NINAIVALAIGAL_AUTH_URL {url} fetches the token keys in plaintext from another machine: use https:// (with NINAIVALAIGAL_AUTH_CA), or set NINAIVALAIGAL_ALLOW_PLAINTEXT=true on a network encrypted by other means"
+                    );
+                }
+                tracing::warn!(
+                    %url,
+                    "fetching the auth-service's keys in plaintext because NINAIVALAIGAL_ALLOW_PLAINTEXT is set"
+                );
+            }
+            Ok(None)
+        }
+        _ => anyhow::bail!("NINAIVALAIGAL_AUTH_URL {url} must start with https:// or http://"),
+    }
+}
+
+/// Longest the TLS handshake with the auth-service may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -29,6 +29,7 @@ const SMALL_REQUEST_BYTES: usize = 16 * 1024;
 pub struct Application {
     frame: ServerFrame,
     settings: Settings,
+    pool: PgPool,
     verifier: Arc<TokenVerifier>,
     jwks: Option<Arc<JwksSource>>,
 }
@@ -54,10 +55,11 @@ impl Application {
                     &jwt.audience,
                     jwt.leeway(),
                 ));
-                let jwks = JwksSource::new(&settings.auth_url, verifier.clone())?;
+                let jwks = JwksSource::new(&settings, verifier.clone())?;
                 (verifier, Some(Arc::new(jwks)))
             }
         };
+        let pool = settings.database.pool()?;
         let frame = ServerFrame::bind(
             "memory-service",
             settings.listen_addr,
@@ -68,6 +70,7 @@ impl Application {
         Ok(Self {
             frame,
             settings,
+            pool,
             verifier,
             jwks,
         })
@@ -83,10 +86,10 @@ impl Application {
         let Self {
             mut frame,
             settings,
+            pool,
             verifier,
             jwks,
         } = self;
-        let pool = settings.database.pool();
 
         let revocations = Arc::new(RevocationList::new(settings.jwt_leeway()));
         if let Err(error) = revocations.reload(&pool).await {

@@ -1,10 +1,10 @@
 //! Applies the schema migrations. Run it as the role that owns the tables,
 //! before starting the services (the services never run DDL).
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use ninaivalaigal::db::{DatabaseUrl, run_migrations};
+use ninaivalaigal::db::{DatabaseTls, DatabaseUrl, run_migrations_with};
 
 /// Apply Ninaivalaigal's database migrations.
 #[derive(Parser)]
@@ -17,12 +17,23 @@ struct Args {
         hide_env_values = true
     )]
     database_url: DatabaseUrl,
+    /// PEM file of the CA that signed the database server's certificate
+    /// (with `sslmode=verify-ca` or `verify-full` in the URL).
+    #[arg(long, env = "NINAIVALAIGAL_DATABASE_CA")]
+    database_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run_migrations(&args.database_url).await {
+    let tls = match DatabaseTls::new(&args.database_url, args.database_ca.as_deref()) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("ninaivalaigal-migrate: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run_migrations_with(&args.database_url, &tls).await {
         Ok(applied) if applied.is_empty() => {
             println!("schema is up to date");
             ExitCode::SUCCESS

@@ -1,5 +1,6 @@
 //! The frame every gRPC service of Ninaivalaigal is served in, built once for
-//! both: the listener and its connection limits, the layers every request
+//! both: the listener, TLS (or plaintext where allowed) and the connection
+//! limits, the layers every request
 //! passes (request id, trace span, in-flight limit, deadline, body limit),
 //! truthful health, reflection, background tasks that live as long as the
 //! server, and graceful shutdown. A service brings only its own handlers,
@@ -11,11 +12,13 @@
 //! frame.serve(Services::new().with(memory_service), body_limits, readiness, shutdown).await
 //! ```
 
+mod certificate;
 mod connections;
 mod health;
 mod layers;
 mod reflection;
 mod settings;
+mod tls;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
@@ -36,7 +39,7 @@ use tower_http::{
 
 pub use health::{LIVENESS, Readiness};
 pub use layers::{BodyLimits, Deadline};
-pub use settings::TransportSettings;
+pub use settings::{TlsSettings, TransportSettings};
 
 /// The gRPC services one server runs, and their names (for health and
 /// reflection).
@@ -74,12 +77,15 @@ pub struct ServerFrame {
     name: &'static str,
     listener: TcpListener,
     transport: TransportSettings,
+    tls: Option<tls::ServerTls>,
     tasks: JoinSet<()>,
 }
 
 impl ServerFrame {
-    /// Checks the transport settings and binds `addr` (port 0 picks a free
-    /// port). Errors name `setting`, the variable that chose the address.
+    /// Checks the transport settings, loads the TLS certificate (plaintext
+    /// only on loopback or when allowed) and binds `addr` (port 0 picks a
+    /// free port). Errors name the settings at fault; `setting` is the
+    /// variable that chose the address.
     pub async fn bind(
         name: &'static str,
         addr: SocketAddr,
@@ -87,6 +93,7 @@ impl ServerFrame {
         transport: TransportSettings,
     ) -> anyhow::Result<Self> {
         transport.check()?;
+        let tls = tls::configure(&transport.tls, addr, setting)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|error| anyhow::anyhow!("{setting}: cannot listen on {addr}: {error}"))?;
@@ -94,6 +101,7 @@ impl ServerFrame {
             name,
             listener,
             transport,
+            tls,
             tasks: JoinSet::new(),
         })
     }
@@ -163,11 +171,12 @@ impl ServerFrame {
             ));
 
         let addr = self.local_addr()?;
-        tracing::info!(%addr, "{} listening", self.name);
+        tracing::info!(%addr, tls = self.tls.is_some(), "{} listening", self.name);
         let incoming = connections::incoming(
             self.listener,
             transport.max_connections as usize,
             transport.connection_idle_seconds.0,
+            self.tls.take(),
         );
         let served = Server::builder()
             .max_concurrent_streams(transport.max_streams_per_connection)

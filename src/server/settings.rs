@@ -2,7 +2,7 @@
 //! connections, streams and requests they hold at once, and for how long.
 //! Everything a client can make the server hold is bounded here.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use crate::settings::Seconds;
 
@@ -93,6 +93,46 @@ pub struct TransportSettings {
     /// (NOT_SERVING while, for example, the database is unreachable).
     #[arg(long, env = "NINAIVALAIGAL_HEALTH_CHECK_SECONDS", default_value = "5")]
     pub health_check_seconds: Seconds,
+
+    /// TLS, or plaintext where allowed.
+    #[command(flatten)]
+    pub tls: TlsSettings,
+}
+
+/// How the service's gRPC port is secured. TLS when a certificate and key
+/// are given; plaintext only on a loopback address or when
+/// `NINAIVALAIGAL_ALLOW_PLAINTEXT` says so (for example behind a mesh that
+/// encrypts for the service).
+#[derive(Clone, Debug, clap::Args)]
+pub struct TlsSettings {
+    /// PEM file of the server's certificate chain (leaf first). Re-read when
+    /// it changes, without a restart.
+    #[arg(long, env = "NINAIVALAIGAL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the certificate's private key. Re-read when it changes.
+    #[arg(long, env = "NINAIVALAIGAL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file of the CAs that sign client certificates. When set, every
+    /// client must present a certificate signed by one of them (mTLS).
+    #[arg(long, env = "NINAIVALAIGAL_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve plaintext gRPC on a non-loopback address (without a
+    /// certificate). Meant for a network that is encrypted by other means;
+    /// logged as a warning at start-up.
+    #[arg(long, env = "NINAIVALAIGAL_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+
+    /// Longest a client may take over the TLS handshake; a connection that
+    /// has not completed it by then is closed.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_TLS_HANDSHAKE_SECONDS",
+        default_value = "10"
+    )]
+    pub tls_handshake_seconds: Seconds,
 }
 
 impl TransportSettings {

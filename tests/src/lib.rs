@@ -18,7 +18,8 @@
 //!   that kill, restart or cut off the database server (never the shared one).
 //! - [`PairSettings`]: a test's changes to the services' typed settings,
 //!   applied after the harness's own ([`pair::auth_settings`],
-//!   [`pair::memory_settings`]).
+//!   [`pair::memory_settings`]), and the TLS its clients use
+//!   ([`PairSettings::client_tls`], with certificates from [`tls::TestCa`]).
 //!
 //! Logs: the services' `tracing` output goes through libtest's capture, so a
 //! failing test shows it after its panic message ([`logs`]). `TEST_LOG`
@@ -42,6 +43,7 @@ pub mod memory;
 pub mod pair;
 pub mod private_cluster;
 pub mod raw_h2;
+pub mod tls;
 pub mod users;
 
 pub use db::TestDb;

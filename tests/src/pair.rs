@@ -9,7 +9,7 @@ use std::{
 use clap::Parser;
 use memory_service::config::Seconds;
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::{TestDb, cluster::Role, eventually};
 
@@ -20,6 +20,8 @@ pub struct TestPair {
     pub auth_addr: SocketAddr,
     /// Where the memory-service listens.
     pub memory_addr: SocketAddr,
+    /// The TLS the harness's clients speak, when the services serve TLS.
+    client_tls: Option<ClientTlsConfig>,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// The test's database. Declared last so it is dropped after the
@@ -49,6 +51,7 @@ type Change<S> = Box<dyn FnOnce(&mut S) + Send>;
 pub struct PairSettings {
     auth: Vec<Change<AuthSettings>>,
     memory: Vec<Change<MemorySettings>>,
+    client_tls: Option<ClientTlsConfig>,
 }
 
 impl PairSettings {
@@ -61,6 +64,15 @@ impl PairSettings {
     /// Changes the memory-service's settings, on top of [`memory_settings`].
     pub fn memory(mut self, change: impl FnOnce(&mut MemorySettings) + Send + 'static) -> Self {
         self.memory.push(Box::new(change));
+        self
+    }
+
+    /// The TLS of the harness's clients ([`TestPair::auth_channel`],
+    /// [`TestPair::wait_until_serving`], ...), for services that serve TLS.
+    /// When the auth-service serves TLS, the memory-service fetches its
+    /// keys from `https://127.0.0.1:PORT` (give it `auth_ca`).
+    pub fn client_tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.client_tls = Some(tls);
         self
     }
 }
@@ -131,6 +143,7 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
     for change in changes.auth {
         change(&mut auth_settings);
     }
+    let auth_serves_tls = auth_settings.transport.tls.tls_cert.is_some();
     let auth = auth_service::startup::Application::build(auth_settings)
         .await
         .unwrap_or_else(|error| panic!("auth-service starts: {error:#}"));
@@ -143,6 +156,9 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
     })));
 
     let mut memory_settings = memory_settings(&db, auth_addr);
+    if auth_serves_tls {
+        memory_settings.auth_url = format!("https://{auth_addr}");
+    }
     for change in changes.memory {
         change(&mut memory_settings);
     }
@@ -159,6 +175,7 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
     TestPair {
         auth_addr,
         memory_addr,
+        client_tls: changes.client_tls,
         stops,
         tasks,
         db,
@@ -174,7 +191,7 @@ impl TestPair {
             HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
         };
         for addr in [self.auth_addr, self.memory_addr] {
-            let mut client = HealthClient::new(channel(addr).await);
+            let mut client = HealthClient::new(self.channel(addr).await);
             eventually(
                 format_args!("{addr} to report SERVING"),
                 Duration::from_secs(15),
@@ -195,12 +212,22 @@ impl TestPair {
 
     /// A channel to the auth-service.
     pub async fn auth_channel(&self) -> Channel {
-        channel(self.auth_addr).await
+        self.channel(self.auth_addr).await
     }
 
     /// A channel to the memory-service.
     pub async fn memory_channel(&self) -> Channel {
-        channel(self.memory_addr).await
+        self.channel(self.memory_addr).await
+    }
+
+    /// A channel to `addr`, over TLS when the pair was given client TLS.
+    async fn channel(&self, addr: SocketAddr) -> Channel {
+        match &self.client_tls {
+            Some(tls) => tls_channel(addr, tls.clone())
+                .await
+                .unwrap_or_else(|error| panic!("cannot connect to {addr} over TLS: {error}")),
+            None => channel(addr).await,
+        }
     }
 
     /// `http://` URL of the auth-service.
@@ -263,6 +290,18 @@ impl Drop for TestPair {
             task.abort();
         }
     }
+}
+
+/// Connects a channel over TLS (`https://`) on a real TCP socket.
+pub async fn tls_channel(
+    addr: SocketAddr,
+    tls: ClientTlsConfig,
+) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("https://{addr}"))
+        .expect("valid URI")
+        .tls_config(tls)?
+        .connect()
+        .await
 }
 
 /// Connects a channel over a real TCP socket.

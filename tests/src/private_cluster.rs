@@ -11,7 +11,8 @@
 //! database and runs the migrations. When the tests run as root, the server
 //! runs as the `postgres` OS user (`runuser`), which owns the directory.
 //! Dropping the value stops the server (`-m immediate`) and deletes the
-//! directory.
+//! directory. [`PrivateCluster::start_new_with_tls`] also turns `ssl` on
+//! with a certificate the test made.
 
 use std::{
     path::{Path, PathBuf},
@@ -45,6 +46,16 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Creates, starts and sets up a new cluster (about a second).
     pub async fn start_new() -> Self {
+        Self::create(None).await
+    }
+
+    /// [`Self::start_new`], with `ssl = on` and the server certificate and
+    /// key given (PEM). Clients may still connect without TLS.
+    pub async fn start_new_with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::create(Some((cert_pem, key_pem))).await
+    }
+
+    async fn create(tls: Option<(&str, &str)>) -> Self {
         crate::logs::init();
         let dir = std::env::temp_dir().join(format!(
             "ninaivalaigal-pg-{}-{}",
@@ -99,10 +110,31 @@ impl PrivateCluster {
         let conf_path = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf_path).expect("read postgresql.conf");
         text.push_str(&conf);
+        if let Some((cert, key)) = tls {
+            cluster
+                .write_server_file(&data.join("server.crt"), cert)
+                .await;
+            cluster
+                .write_server_file(&data.join("server.key"), key)
+                .await;
+            text.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
         std::fs::write(&conf_path, text).expect("write postgresql.conf");
         cluster.start().await;
         cluster.set_up().await;
         cluster
+    }
+
+    /// Writes a file only the server may read (the server refuses a key
+    /// that others can read).
+    async fn write_server_file(&self, path: &Path, contents: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, contents).expect("write a server file");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .expect("make a server file private");
+        if self.as_postgres {
+            run(Command::new("chown").arg("postgres:postgres").arg(path)).await;
+        }
     }
 
     /// Creates the roles and the database, and migrates it.

@@ -32,7 +32,7 @@ pub async fn run(command: &AdminCommand, database: &DatabaseSettings) -> anyhow:
         AdminCommand::Revoke { email } => (email, Role::User),
     };
     let email = Email::parse(email)?;
-    let pool = database.pool();
+    let pool = database.pool()?;
     let mut conn = db::connection(&pool)
         .await
         .map_err(|error| anyhow::anyhow!("{}: {error}", database.database_url))?;
