@@ -189,3 +189,59 @@ fn client_tls(settings: &Settings, uri: &http::Uri) -> anyhow::Result<Option<Cli
 
 /// Longest the TLS handshake with the auth-service may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn source(args: &[&str]) -> anyhow::Result<JwksSource> {
+        let mut all = vec!["memory-service", "--database-url=postgres://u:p@h/db"];
+        all.extend_from_slice(args);
+        let settings = Settings::try_parse_from(all).unwrap();
+        let verifier = Arc::new(TokenVerifier::ed25519("i", "a", Duration::ZERO));
+        JwksSource::new(&settings, verifier)
+    }
+
+    #[tokio::test]
+    async fn plaintext_keys_only_from_this_machine_unless_allowed() {
+        source(&["--auth-url=http://127.0.0.1:1"]).unwrap();
+        source(&["--auth-url=http://localhost:1"]).unwrap();
+        let error = source(&["--auth-url=http://auth-service:13371"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.starts_with("NINAIVALAIGAL_AUTH_URL http://auth-service:13371")
+                && error.contains("NINAIVALAIGAL_ALLOW_PLAINTEXT"),
+            "{error}"
+        );
+        source(&["--auth-url=http://auth-service:13371", "--allow-plaintext"]).unwrap();
+    }
+
+    #[tokio::test]
+    async fn tls_settings_are_checked_at_start_up() {
+        let error = source(&[
+            "--auth-url=https://auth-service:13371",
+            "--auth-ca=/nonexistent/ca.crt",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.starts_with("NINAIVALAIGAL_AUTH_CA:"), "{error}");
+        let error = source(&["--auth-url=http://127.0.0.1:1", "--auth-ca=/x.crt"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("need an https://"), "{error}");
+        let error = source(&[
+            "--auth-url=https://auth-service:13371",
+            "--auth-client-cert=/x.crt",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.contains("go together"), "{error}");
+    }
+}
