@@ -1,13 +1,18 @@
 //! TLS to PostgreSQL, as the database URL's `sslmode` asks (libpq's
-//! meanings), through tokio-postgres's rustls connector:
+//! meanings, but for the default), through tokio-postgres's rustls
+//! connector:
 //!
 //! | `sslmode`          | encrypted            | server certificate checked                    |
 //! |--------------------|----------------------|-----------------------------------------------|
-//! | `disable`, `allow` | no                   | -                                             |
-//! | `prefer` (default) | if the server offers | against `NINAIVALAIGAL_DATABASE_CA` when set  |
+//! | none, `disable`, `allow` | no             | -                                             |
+//! | `prefer`           | if the server offers | against `NINAIVALAIGAL_DATABASE_CA` when set  |
 //! | `require`          | yes                  | against `NINAIVALAIGAL_DATABASE_CA` when set  |
 //! | `verify-ca`        | yes                  | chain (the CA, else the system's roots)       |
 //! | `verify-full`      | yes                  | chain and host name                           |
+//!
+//! Without `sslmode` the connection is plaintext, as it always was here
+//! (libpq would try TLS first): TLS is used when the URL asks for it, and a
+//! plaintext connection to another machine is logged as a warning.
 //!
 //! tokio-postgres knows only `disable`/`prefer`/`require`, so the URL it is
 //! given carries `require` in place of the `verify-*` modes; the checks of
@@ -37,9 +42,9 @@ const CA_SETTING: &str = "NINAIVALAIGAL_DATABASE_CA";
 /// A URL's `sslmode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SslMode {
-    /// `disable` or `allow`: plaintext.
+    /// No `sslmode`, `disable` or `allow`: plaintext.
     Disable,
-    /// `prefer` (libpq's default): TLS if the server offers it.
+    /// `prefer`: TLS if the server offers it.
     Prefer,
     /// `require`: TLS always.
     Require,
@@ -69,11 +74,11 @@ impl FromStr for SslMode {
 }
 
 impl SslMode {
-    /// The `sslmode` of `url`'s query, libpq's default (`prefer`) when absent.
+    /// The `sslmode` of `url`'s query; plaintext when absent.
     pub fn of_url(url: &str) -> Result<Self, String> {
         query_pairs(url)
             .find(|(key, _)| *key == "sslmode")
-            .map_or(Ok(Self::Prefer), |(_, value)| value.parse())
+            .map_or(Ok(Self::Disable), |(_, value)| value.parse())
     }
 }
 
@@ -102,7 +107,14 @@ impl DatabaseTls {
         let roots = ca.map(|path| read_roots(path, CA_SETTING)).transpose()?;
         let provider = provider();
         let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
-            (SslMode::Disable, _) => return Ok(Self { mode, config: None }),
+            (SslMode::Disable, _) => {
+                if !is_on_this_machine(url.expose()) {
+                    tracing::warn!(
+                        "the database connection to {url} is not encrypted: add sslmode=verify-full to the URL and set {CA_SETTING}"
+                    );
+                }
+                return Ok(Self { mode, config: None });
+            }
             (SslMode::Prefer | SslMode::Require, None) => {
                 if mode == SslMode::Require {
                     tracing::warn!(
@@ -188,6 +200,23 @@ fn for_tokio_postgres(url: &str) -> String {
         })
         .collect();
     format!("{base}?{}", query.join("&"))
+}
+
+/// True when every host of `url` is a loopback address, `localhost` or a
+/// unix socket: plaintext to it never crosses a network.
+fn is_on_this_machine(url: &str) -> bool {
+    use tokio_postgres::config::Host;
+    tokio_postgres::Config::from_str(&for_tokio_postgres(url)).is_ok_and(|config| {
+        config.get_hosts().iter().all(|host| match host {
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            Host::Unix(_) => true,
+        })
+    })
 }
 
 fn webpki_verifier(
@@ -321,7 +350,11 @@ mod tests {
     #[test]
     fn sslmode_is_read_from_the_query() {
         let mode = |url: &str| SslMode::of_url(url);
-        assert_eq!(mode("postgres://u@h/db").unwrap(), SslMode::Prefer);
+        assert_eq!(mode("postgres://u@h/db").unwrap(), SslMode::Disable);
+        assert_eq!(
+            mode("postgres://u@h/db?sslmode=prefer").unwrap(),
+            SslMode::Prefer
+        );
         assert_eq!(
             mode("postgres://u@h/db?sslmode=verify-full").unwrap(),
             SslMode::VerifyFull
@@ -348,5 +381,13 @@ mod tests {
             "postgres://u@h/db?sslmode=require"
         );
         assert_eq!(for_tokio_postgres("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn plaintext_is_told_apart_by_where_the_database_is() {
+        assert!(is_on_this_machine("postgres://u:p@127.0.0.1:5432/db"));
+        assert!(is_on_this_machine("postgres://u:p@localhost/db"));
+        assert!(!is_on_this_machine("postgres://u:p@db.example:5432/db"));
+        assert!(!is_on_this_machine("postgres://u:p@10.0.0.5/db"));
     }
 }

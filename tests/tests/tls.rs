@@ -295,15 +295,21 @@ async fn database_connections_use_tls_when_the_url_asks() {
     assert!(session_is_encrypted(&mut conn).await);
     drop(conn);
 
-    // disable: the same server, in plaintext (so the check above can fail).
-    let url = url_with(Role::Memory, "disable");
-    let mut conn = DatabaseTls::new(&url, None)
-        .unwrap()
-        .connect(url.expose())
-        .await
-        .unwrap();
-    assert!(!session_is_encrypted(&mut conn).await);
-    drop(conn);
+    // No sslmode: the same server, in plaintext (so the check above can
+    // fail); prefer: TLS, since the server offers it.
+    for (url, encrypted) in [
+        (cluster.database_url(Role::Memory), false),
+        (url_with(Role::Memory, "disable"), false),
+        (url_with(Role::Memory, "prefer"), true),
+        (url_with(Role::Memory, "require"), true),
+    ] {
+        let mut conn = DatabaseTls::new(&url, None)
+            .unwrap()
+            .connect(url.expose())
+            .await
+            .unwrap();
+        assert_eq!(session_is_encrypted(&mut conn).await, encrypted, "{url}");
+    }
 
     // A server whose certificate another CA signed is refused.
     let stranger = TestCa::new("some other CA");
