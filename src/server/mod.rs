@@ -1,6 +1,7 @@
 //! The frame every gRPC service of Ninaivalaigal is served in, built once for
 //! both: the listener and its connection limits, the layers every request
-//! passes (request id, trace span, in-flight limit, deadline, body limit),
+//! passes (request id, trace span, unread-response and in-flight limits,
+//! deadline, body limit),
 //! truthful health, reflection, background tasks that live as long as the
 //! server, and graceful shutdown. A service brings only its own handlers,
 //! its readiness check and its background work.
@@ -16,6 +17,7 @@ mod health;
 mod layers;
 mod reflection;
 mod settings;
+mod unread;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
@@ -164,10 +166,15 @@ impl ServerFrame {
 
         let addr = self.local_addr()?;
         tracing::info!(%addr, "{} listening", self.name);
+        let unread = unread::UnreadBytes::new(
+            usize::try_from(transport.max_unread_bytes).unwrap_or(usize::MAX),
+            usize::try_from(transport.max_unread_bytes_per_connection).unwrap_or(usize::MAX),
+        );
         let incoming = connections::incoming(
             self.listener,
             transport.max_connections as usize,
             transport.connection_idle_seconds.0,
+            unread,
         );
         let served = Server::builder()
             .max_concurrent_streams(transport.max_streams_per_connection)
