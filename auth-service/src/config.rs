@@ -114,6 +114,14 @@ pub struct Settings {
     #[arg(long, env = "NINAIVALAIGAL_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<usize>,
 
+    /// Nice value of the password hashing threads (0 to 19): higher lets
+    /// other requests, and the database beside the service, go first when
+    /// the CPU is contended, so a login flood slows logins rather than
+    /// everything. 0 keeps the process's priority.
+    #[arg(long, env = "NINAIVALAIGAL_HASHING_NICENESS", default_value_t = 10,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub hashing_niceness: i32,
+
     /// Seconds a login may wait for a free hashing slot before it is answered
     /// UNAVAILABLE.
     #[arg(

@@ -2,6 +2,11 @@
 //! by a semaphore: a burst of logins queues here instead of taking every
 //! core from the requests that need none.
 //!
+//! The hashes run on threads of their own at a lower scheduling priority
+//! (a higher nice value): when the CPU is contended, the async runtime, the
+//! database and the memory-service beside it go first, so a login flood
+//! slows logins rather than every other request.
+//!
 //! Hashes of new passwords (registrations) first take one of a smaller set
 //! of permits before they queue for a hashing slot, so at most that many of
 //! them are ever ahead of a login in the (first come, first served) queue:
@@ -10,17 +15,33 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
     error::{Error, Result},
     input::{MAX_PASSWORD_BYTES, NewPassword},
 };
 
+/// How much hashing may run, and how it yields to other work.
+#[derive(Clone, Copy, Debug)]
+pub struct HashingLimits {
+    /// Hashes at once (threads of the hashing pool).
+    pub concurrency: usize,
+    /// Of those, hashes of new passwords (registrations).
+    pub new_password_concurrency: usize,
+    /// How long a hash may wait for a slot before the request is answered
+    /// UNAVAILABLE.
+    pub queue_timeout: Duration,
+    /// Nice value of the hashing threads (0 to 19; 0 keeps the priority of
+    /// the rest of the process).
+    pub niceness: i32,
+}
+
 /// Hashes and verifies passwords with bcrypt.
 #[derive(Clone)]
 pub struct Passwords {
     cost: u32,
+    pool: Arc<rayon::ThreadPool>,
     slots: Arc<Semaphore>,
     /// Taken before a slot by hashes of new passwords.
     new_password_permits: Arc<Semaphore>,
@@ -31,26 +52,32 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Prepares hashing at `cost` with at most `concurrency` hashes at once,
-    /// of which at most `new_password_concurrency` hash new passwords.
-    pub async fn new(
-        cost: u32,
-        concurrency: usize,
-        new_password_concurrency: usize,
-        queue_timeout: Duration,
-    ) -> Result<Self> {
-        let dummy_password = uuid::Uuid::new_v4().to_string();
-        let dummy_hash = tokio::task::spawn_blocking(move || bcrypt::hash(dummy_password, cost))
-            .await
-            .context("hashing task failed")?
-            .context("cannot compute the dummy bcrypt hash")?;
-        Ok(Self {
+    /// Prepares hashing at `cost` within `limits`.
+    pub async fn new(cost: u32, limits: HashingLimits) -> Result<Self> {
+        let concurrency = limits.concurrency.max(1);
+        let niceness = limits.niceness;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(concurrency)
+            .thread_name(|index| format!("bcrypt-{index}"))
+            .start_handler(move |_| lower_this_threads_priority(niceness))
+            .build()
+            .context("cannot start the password hashing threads")?;
+        let mut passwords = Self {
             cost,
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-            new_password_permits: Arc::new(Semaphore::new(new_password_concurrency.max(1))),
-            queue_timeout,
-            dummy_hash: dummy_hash.into(),
-        })
+            pool: Arc::new(pool),
+            slots: Arc::new(Semaphore::new(concurrency)),
+            new_password_permits: Arc::new(Semaphore::new(limits.new_password_concurrency.max(1))),
+            queue_timeout: limits.queue_timeout,
+            dummy_hash: Arc::from(""),
+        };
+        let dummy_password = uuid::Uuid::new_v4().to_string();
+        passwords.dummy_hash = passwords
+            .run(move || {
+                bcrypt::hash(dummy_password, cost).context("cannot compute the dummy bcrypt hash")
+            })
+            .await?
+            .into();
+        Ok(passwords)
     }
 
     /// Hashes a new password, within the share of new passwords.
@@ -111,13 +138,25 @@ impl Passwords {
             .await
             .map_err(|_| busy())?
             .context("hashing semaphore closed")?;
-        let result = tokio::task::spawn_blocking(move || {
+        let (done, result) = oneshot::channel();
+        self.pool.spawn(move || {
             let _permit = permit;
-            work()
-        })
-        .await
-        .context("hashing task failed")??;
-        Ok(result)
+            // The request may have gone; then nobody wants the answer.
+            let _ = done.send(work());
+        });
+        Ok(result.await.context("hashing task failed")??)
+    }
+}
+
+/// Gives the calling thread the nice value `niceness` (on Linux the value
+/// belongs to the thread). Failing leaves it at the process's priority,
+/// which only costs other requests some latency under a login flood.
+fn lower_this_threads_priority(niceness: i32) {
+    if niceness == 0 {
+        return;
+    }
+    if let Err(error) = rustix::process::setpriority_process(None, niceness) {
+        tracing::warn!(%error, niceness, "cannot lower the priority of a password hashing thread");
     }
 }
 
@@ -129,8 +168,17 @@ fn busy() -> Error {
 mod tests {
     use super::*;
 
+    fn limits(concurrency: usize, queue_timeout: Duration) -> HashingLimits {
+        HashingLimits {
+            concurrency,
+            new_password_concurrency: 1,
+            queue_timeout,
+            niceness: 10,
+        }
+    }
+
     async fn passwords() -> Passwords {
-        Passwords::new(4, 2, 1, Duration::from_secs(5))
+        Passwords::new(4, limits(2, Duration::from_secs(5)))
             .await
             .unwrap()
     }
@@ -183,7 +231,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_unavailable() {
-        let passwords = Passwords::new(4, 1, 1, Duration::from_millis(50))
+        let passwords = Passwords::new(4, limits(1, Duration::from_millis(50)))
             .await
             .unwrap();
         let _held = passwords.slots.clone().acquire_owned().await.unwrap();
@@ -193,7 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn new_passwords_wait_among_themselves_and_logins_overtake_them() {
-        let passwords = Passwords::new(4, 2, 1, Duration::from_millis(50))
+        let passwords = Passwords::new(4, limits(2, Duration::from_millis(50)))
             .await
             .unwrap();
         // One registration holds the share of new passwords...

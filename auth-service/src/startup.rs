@@ -16,7 +16,7 @@ use crate::{
     config::Settings,
     housekeeping::{self, Housekeeping},
     keys::KeyMaterial,
-    passwords::Passwords,
+    passwords::{HashingLimits, Passwords},
     rpc::{self, AuthState},
     throttle::{LoginThrottle, RegistrationThrottle},
     tokens::TokenSigner,
@@ -69,9 +69,12 @@ impl Application {
         let audit = AuditLimiter::new(settings.audit_failures_per_minute)?;
         let passwords = Passwords::new(
             settings.bcrypt_cost,
-            settings.hashing_concurrency(),
-            settings.registration_hashing_concurrency(),
-            Duration::from_secs(settings.hashing_queue_timeout_seconds),
+            HashingLimits {
+                concurrency: settings.hashing_concurrency(),
+                new_password_concurrency: settings.registration_hashing_concurrency(),
+                queue_timeout: Duration::from_secs(settings.hashing_queue_timeout_seconds),
+                niceness: settings.hashing_niceness,
+            },
         )
         .await
         .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_BCRYPT_COST: {error}"))?;

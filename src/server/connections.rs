@@ -1,14 +1,15 @@
 //! Accepted connections: at most `max_connections` at once, with Nagle's
-//! algorithm off, closed when nothing arrives from the peer for the idle
-//! timeout, and, when the server serves TLS, handshaken within the
-//! handshake timeout (a client that opens a connection and sends nothing
-//! holds its slot no longer than that).
+//! algorithm off, counting what is written for [`UnreadBytes`], closed
+//! when idle (nothing arrives from the peer for the idle timeout, or
+//! responses wait for it and nothing can be written for as long) and, when
+//! the server serves TLS, handshaken within the handshake timeout (a client
+//! that opens a connection and sends nothing holds its slot no longer).
 
 use std::{
     io,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
@@ -22,7 +23,10 @@ use tokio::{
 use tokio_rustls::server::TlsStream;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
-use super::tls::ServerTls;
+use super::{
+    tls::ServerTls,
+    unread::{ConnectionUnread, UnreadBytes},
+};
 
 /// The accepted connections of `listener`. A connection beyond
 /// `max_connections` is closed at once (the client sees a reset and may try
@@ -34,6 +38,7 @@ pub fn incoming(
     listener: TcpListener,
     max_connections: usize,
     idle_timeout: Duration,
+    unread: Arc<UnreadBytes>,
     tls: Option<ServerTls>,
 ) -> impl Stream<Item = io::Result<Connection>> {
     let permits = Arc::new(Semaphore::new(max_connections));
@@ -43,13 +48,21 @@ pub fn incoming(
         .with_nodelay(Some(true))
         .filter_map(move |accepted| {
             let permits = permits.clone();
+            let unread = unread.clone();
             async move {
                 let stream = match accepted {
                     Ok(stream) => stream,
                     Err(error) => return Some(Err(error)),
                 };
                 match permits.try_acquire_owned() {
-                    Ok(permit) => Some(Ok(GuardedConnection::new(stream, permit, idle_timeout))),
+                    Ok(permit) => Some(Ok(GuardedConnection {
+                        stream,
+                        _permit: permit,
+                        unread: Arc::new(unread.connection()),
+                        idle_timeout,
+                        last_activity: Instant::now(),
+                        idle: Box::pin(tokio::time::sleep(idle_timeout)),
+                    })),
                     Err(_) => {
                         tracing::warn!(
                             peer = ?stream.peer_addr().ok(),
@@ -110,8 +123,7 @@ pub enum Connection {
 }
 
 impl Connected for Connection {
-    // The same info as a plain TCP stream, so `Request::remote_addr` works.
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         match self {
@@ -179,33 +191,75 @@ impl AsyncWrite for Connection {
     }
 }
 
-/// A client connection that holds one of the connection permits and fails
-/// its reads once the peer has been silent for the idle timeout (which
-/// makes the server drop it).
+/// A client connection that holds one of the connection permits, counts
+/// the bytes written to it, and fails its reads once it has been idle for
+/// the idle timeout (which makes the server drop it).
+///
+/// Idle means no progress: nothing read or written, or responses waiting
+/// unread the whole time.
 pub struct GuardedConnection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    unread: Arc<ConnectionUnread>,
     idle_timeout: Duration,
+    last_activity: Instant,
     idle: Pin<Box<Sleep>>,
 }
 
-impl GuardedConnection {
-    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, idle_timeout: Duration) -> Self {
-        Self {
-            stream,
-            _permit: permit,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+/// What every request on a [`GuardedConnection`] is told of it.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The peer's address, as for a plain TCP stream.
+    pub tcp: TcpConnectInfo,
+    /// The connection's unread response bytes.
+    pub unread: Arc<ConnectionUnread>,
+}
+
+impl Connected for GuardedConnection {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        ConnectionInfo {
+            tcp: self.stream.connect_info(),
+            unread: self.unread.clone(),
         }
     }
 }
 
-impl Connected for GuardedConnection {
-    // The same info as a plain TCP stream, so `Request::remote_addr` works.
-    type ConnectInfo = TcpConnectInfo;
+impl GuardedConnection {
+    fn wrote(&mut self, bytes: usize) {
+        if bytes > 0 {
+            self.unread.written(bytes);
+            self.moved();
+        }
+    }
 
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+    /// Bytes moved one way or the other. That is progress only once no
+    /// response waits unread: a peer can always send (requests, pings) and
+    /// make the server write (pings, refusals) without reading any.
+    fn moved(&mut self) {
+        if self.unread.unread() == 0 {
+            self.last_activity = Instant::now();
+        }
+    }
+
+    /// Ready with an error once the connection has been idle too long. The
+    /// timer is moved on lazily, when it fires, rather than at every read
+    /// and write.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = self.last_activity + self.idle_timeout;
+            if due <= Instant::now() {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection made no progress within the idle timeout",
+                ));
+            }
+            self.idle.as_mut().reset(due);
+        }
     }
 }
 
@@ -219,18 +273,11 @@ impl AsyncRead for GuardedConnection {
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
-                    let deadline = Instant::now() + self.idle_timeout;
-                    self.idle.as_mut().reset(deadline);
+                    self.moved();
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending => match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "nothing received from the peer within the idle timeout",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => self.poll_idle(cx).map(Err),
         }
     }
 }
@@ -241,7 +288,9 @@ impl AsyncWrite for GuardedConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = ready!(Pin::new(&mut self.stream).poll_write(cx, buf))?;
+        self.wrote(written);
+        Poll::Ready(Ok(written))
     }
 
     fn poll_write_vectored(
@@ -249,7 +298,9 @@ impl AsyncWrite for GuardedConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, bufs))?;
+        self.wrote(written);
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {

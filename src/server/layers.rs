@@ -1,6 +1,6 @@
 //! The tower layers every request passes through, outermost first: its
-//! request id, its trace span, the in-flight limit, its deadline and the
-//! size limit of its RPC.
+//! request id, its trace span, the unread-response and in-flight limits, its
+//! deadline and the size limit of its RPC.
 
 use std::{
     collections::HashMap,
@@ -21,6 +21,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::{sync::Semaphore, time::Instant};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
+
+use super::{connections::ConnectionInfo, unread::CountedBody};
 use tower_http::classify::{
     ClassifiedResponse, ClassifyResponse, GrpcCode, GrpcErrorsAsFailures, GrpcFailureClass,
     SharedClassifier,
@@ -98,9 +100,11 @@ impl ClassifyResponse for Classifier {
     }
 }
 
-/// Counts refusals at the in-flight limit and logs them at most once a
-/// second, as one WARN line with the number refused since the last.
+/// Counts refusals at one limit and logs them at most once a second, as
+/// one WARN line with the number refused since the last.
 struct ShedReport {
+    /// The limit, as the log names it.
+    limit: String,
     started: Instant,
     /// Milliseconds since `started` before which no report is written.
     next_report_ms: AtomicU64,
@@ -108,15 +112,16 @@ struct ShedReport {
 }
 
 impl ShedReport {
-    fn new() -> Self {
+    fn new(limit: String) -> Self {
         Self {
+            limit,
             started: Instant::now(),
             next_report_ms: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
     }
 
-    fn refused(&self, limit: usize) {
+    fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
         let now = self.started.elapsed().as_millis() as u64;
         let next = self.next_report_ms.load(Ordering::Relaxed);
@@ -129,8 +134,8 @@ impl ShedReport {
             let refused = self.refused.swap(0, Ordering::Relaxed);
             tracing::warn!(
                 refused,
-                limit,
-                "at the limit of requests in flight: refused {refused} with UNAVAILABLE since the last report (at most one a second)"
+                "at {}: refused {refused} with UNAVAILABLE since the last report (at most one a second)",
+                self.limit
             );
         }
     }
@@ -184,14 +189,20 @@ fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
     })
 }
 
-/// Refuses requests beyond a number in flight (UNAVAILABLE, at once),
-/// gives every request a [`Deadline`] and answers DEADLINE_EXCEEDED when
-/// it passes, and caps each RPC's request body.
+/// Refuses requests on a connection that leaves too many response bytes
+/// unread and beyond a number in flight (see [`ConnectionUnread::admit`];
+/// UNAVAILABLE at once at the in-flight limit), gives every request a
+/// [`Deadline`] and answers DEADLINE_EXCEEDED when it passes, caps each
+/// RPC's request body, and counts its response body as made on its
+/// connection.
+///
+/// [`ConnectionUnread::admit`]: super::unread::ConnectionUnread::admit
 #[derive(Clone)]
 pub struct GuardLayer {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
-    shed: Arc<ShedReport>,
+    in_flight_shed: Arc<ShedReport>,
+    unread_shed: Arc<ShedReport>,
     timeout: Duration,
     body_limits: Arc<BodyLimits>,
 }
@@ -202,7 +213,12 @@ impl GuardLayer {
         Self {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
-            shed: Arc::new(ShedReport::new()),
+            in_flight_shed: Arc::new(ShedReport::new(format!(
+                "the limit of {max_in_flight} requests in flight"
+            ))),
+            unread_shed: Arc::new(ShedReport::new(
+                "the limit of response bytes clients have not read".into(),
+            )),
             timeout,
             body_limits: Arc::new(body_limits),
         }
@@ -250,8 +266,19 @@ where
         if is_health_check(&request) {
             return Box::pin(inner.call(request));
         }
+        let connection = request.extensions().get::<ConnectionInfo>().cloned();
+        if let Some(connection) = &connection
+            && let Err(refused) = connection.unread.admit()
+        {
+            if refused.code() == tonic::Code::Unavailable {
+                self.layer.unread_shed.refused();
+            }
+            let mut response = refused.into_http();
+            response.extensions_mut().insert(Shed);
+            return Box::pin(async move { Ok(response) });
+        }
         let Ok(permit) = self.layer.in_flight.clone().try_acquire_owned() else {
-            self.layer.shed.refused(self.layer.max_in_flight);
+            self.layer.in_flight_shed.refused();
             let mut response = Status::unavailable(format!(
                 "the server is at its limit of {} requests in flight; retry with backoff",
                 self.layer.max_in_flight
@@ -269,12 +296,23 @@ where
         let limit = self.layer.body_limits.limit_for(request.uri().path());
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(Deadline(deadline));
+        if let Some(connection) = &connection {
+            // Where tonic's `Request::remote_addr` looks for the peer.
+            parts.extensions.insert(connection.tcp.clone());
+        }
         let request = http::Request::from_parts(parts, Body::new(LimitedBody::new(body, limit)));
         Box::pin(async move {
             let response = tokio::time::timeout_at(deadline, inner.call(request)).await;
             drop(permit);
             match response {
-                Ok(Ok(response)) => Ok(decode_failures_are_invalid_argument(response)),
+                Ok(Ok(response)) => {
+                    let response = decode_failures_are_invalid_argument(response);
+                    Ok(match connection {
+                        Some(connection) => response
+                            .map(|body| Body::new(CountedBody::new(body, connection.unread))),
+                        None => response,
+                    })
+                }
                 Ok(Err(infallible)) => match infallible {},
                 Err(_) => Ok(Status::deadline_exceeded(format!(
                     "the request did not complete within its deadline of {} ms",

@@ -1,7 +1,7 @@
 //! The frame every gRPC service of Ninaivalaigal is served in, built once for
 //! both: the listener, TLS (or plaintext where allowed) and the connection
-//! limits, the layers every request
-//! passes (request id, trace span, in-flight limit, deadline, body limit),
+//! limits, the layers every request passes (request id, trace span,
+//! unread-response and in-flight limits, deadline, body limit),
 //! truthful health, reflection, background tasks that live as long as the
 //! server, and graceful shutdown. A service brings only its own handlers,
 //! its readiness check and its background work.
@@ -19,6 +19,7 @@ mod layers;
 mod reflection;
 mod settings;
 mod tls;
+mod unread;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
@@ -172,10 +173,15 @@ impl ServerFrame {
 
         let addr = self.local_addr()?;
         tracing::info!(%addr, tls = self.tls.is_some(), "{} listening", self.name);
+        let unread = unread::UnreadBytes::new(
+            usize::try_from(transport.max_unread_bytes).unwrap_or(usize::MAX),
+            usize::try_from(transport.max_unread_bytes_per_connection).unwrap_or(usize::MAX),
+        );
         let incoming = connections::incoming(
             self.listener,
             transport.max_connections as usize,
             transport.connection_idle_seconds.0,
+            unread,
             self.tls.take(),
         );
         let served = Server::builder()

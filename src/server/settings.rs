@@ -45,6 +45,30 @@ pub struct TransportSettings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight_requests: u32,
 
+    /// Most bytes of earlier responses one connection may leave unread
+    /// (HTTP/2 flow control holds them in the server) before its further
+    /// requests are refused with RESOURCE_EXHAUSTED. Above the largest
+    /// single response (`NINAIVALAIGAL_MAX_RESPONSE_BYTES`).
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_MAX_UNREAD_BYTES_PER_CONNECTION",
+        default_value_t = 16 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_unread_bytes_per_connection: u64,
+
+    /// Most bytes of responses all clients together may leave unread before
+    /// further requests are refused with UNAVAILABLE: with the per-request
+    /// limits, what bounds the memory that clients which do not read can
+    /// make the server hold.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_MAX_UNREAD_BYTES",
+        default_value_t = 128 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_unread_bytes: u64,
+
     /// Longest time one RPC may take, reading its request included; a
     /// shorter `grpc-timeout` from the client wins. Database statements of
     /// the request are cancelled at the same deadline.
@@ -57,7 +81,8 @@ pub struct TransportSettings {
 
     /// A connection from which nothing at all arrives for this long (no
     /// request, no answer to the server's keepalive pings, not even the
-    /// HTTP/2 preface) is closed.
+    /// HTTP/2 preface) is closed; so is one whose responses wait unread
+    /// while nothing can be written to it for this long.
     #[arg(
         long,
         env = "NINAIVALAIGAL_CONNECTION_IDLE_SECONDS",
@@ -144,6 +169,13 @@ impl TransportSettings {
                 "NINAIVALAIGAL_CONNECTION_IDLE_SECONDS ({}) must be longer than NINAIVALAIGAL_KEEPALIVE_SECONDS plus NINAIVALAIGAL_KEEPALIVE_TIMEOUT_SECONDS ({}), or live clients would be cut off",
                 self.connection_idle_seconds,
                 keepalive.as_secs_f64()
+            );
+        }
+        if self.max_unread_bytes_per_connection > self.max_unread_bytes {
+            anyhow::bail!(
+                "NINAIVALAIGAL_MAX_UNREAD_BYTES_PER_CONNECTION ({}) must not exceed NINAIVALAIGAL_MAX_UNREAD_BYTES ({})",
+                self.max_unread_bytes_per_connection,
+                self.max_unread_bytes
             );
         }
         Ok(())

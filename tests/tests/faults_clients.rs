@@ -3,7 +3,8 @@
 //! or its deadline passes, while the request waits on a row lock) leaves no
 //! open transaction and no held pooled connection, and nothing it wrote is
 //! committed; a client that never reads its responses cannot make the
-//! server buffer without bound (figures printed with `--nocapture`).
+//! server buffer without bound: its further requests are refused, and it is
+//! cut off (figures printed with `--nocapture`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,7 @@ use diesel::{
     sql_types::{BigInt, Integer, Text},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use ninaivalaigal::memory_v1 as pb;
+use ninaivalaigal::{memory_v1 as pb, settings::Seconds};
 use ninaivalaigal_tests::{
     PairSettings, TestPair, TestUser, bearer, cluster::Role, eventually,
     faults::client_deadline_as_deadline_exceeded, raw_h2, spawn_pair_with,
@@ -241,7 +242,7 @@ fn rss_kib() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
+async fn a_burst_of_unread_responses_stays_within_the_bound_and_refuses_others() {
     let pair = spawn_pair_with(PairSettings::default()).await;
     pair.wait_until_serving().await;
     let user = pair.register_user("reader@example.com").await;
@@ -294,31 +295,54 @@ async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
         }
         connections.push(send);
     }
-    // Let the server run every handler and push what the windows allow.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the server has made more of those responses than it lets
+    // clients leave unread in all, others are refused at once, to retry (or
+    // go to another replica), rather than add to it.
+    let refused = eventually(
+        "others refused while the burst sits unread",
+        Duration::from_secs(30),
+        async || memory.context_names().await.err(),
+    )
+    .await;
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("NINAIVALAIGAL_MAX_UNREAD_BYTES "),
+        "{refused:?}"
+    );
+    // Let the last handlers finish before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let pinned = rss_kib();
-    // The service still answers others while those responses sit unread.
     let started = Instant::now();
-    memory.context_names().await.unwrap();
+    let refused = memory.context_names().await.unwrap_err();
     let other = started.elapsed();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
 
     drop(held);
     drop(connections);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually(
+        "others served once the client left",
+        Duration::from_secs(5),
+        async || memory.context_names().await,
+    )
+    .await;
     let released = rss_kib();
     let grown_mib = pinned.saturating_sub(before) / 1024;
     let streams = CONNECTIONS * STREAMS;
     println!(
-        "never-read responses: {streams} Recall streams of {page_bytes} bytes each ({} MiB in all) on {CONNECTIONS} connections: RSS {} MiB before, {} MiB while unread (+{grown_mib} MiB), {} MiB after the client left; another client answered in {} ms meanwhile",
+        "never-read responses: {streams} Recall streams of {page_bytes} bytes each ({} MiB in all) on {CONNECTIONS} connections: RSS {} MiB before, {} MiB while unread (+{grown_mib} MiB), {} MiB after the client left; another client was refused in {} ms meanwhile",
         streams * page_bytes / (1024 * 1024),
         before / 1024,
         pinned / 1024,
         released / 1024,
         other.as_millis()
     );
-    // Generous: the server may hold each unread response whole (hyper
-    // sends an encoded message as flow control allows), so the bound is
-    // streams x response size, here about 220 MiB; it must not be more.
+    // Generous: requests admitted together, before any of their responses
+    // exist, are not refused, and the server holds each of those responses
+    // whole (hyper sends an encoded message as flow control allows), so the
+    // bound is streams x response size, here about 220 MiB (below the
+    // in-flight limit x the Recall budget); it must not be more.
     let bound = (streams * page_bytes / (1024 * 1024)) as u64 * 3 / 2 + 64;
     assert!(
         grown_mib < bound,
@@ -326,6 +350,140 @@ async fn a_client_that_never_reads_its_responses_cannot_pin_unbounded_memory() {
     );
     assert!(
         other < Duration::from_secs(2),
-        "another client waited {other:?}"
+        "another client waited {other:?} to be refused"
     );
+}
+
+/// Sends `count` Recall requests of `context` on `send` and never reads
+/// their responses; returns them so that they stay open.
+async fn unread_recalls(
+    mut send: h2::client::SendRequest<bytes::Bytes>,
+    authorization: &str,
+    count: usize,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    Vec<(h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>)>,
+) {
+    let frame = raw_h2::grpc_frame(
+        &pb::RecallRequest {
+            context: CONTEXT.into(),
+            page_size: 100,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let mut held = Vec::new();
+    for _ in 0..count {
+        send = send.ready().await.unwrap();
+        let request = raw_h2::grpc_request(
+            "/ninaivalaigal.memory.v1.MemoryService/Recall",
+            &[("authorization", authorization)],
+        );
+        let (response, mut stream) = send.send_request(request, false).unwrap();
+        stream.send_data(frame.clone(), true).unwrap();
+        held.push((response, stream));
+    }
+    (send, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_refused_more_and_then_cut_off() {
+    const MIB: u64 = 1024 * 1024;
+    let pair = spawn_pair_with(PairSettings::default().memory(|s| {
+        s.transport.max_unread_bytes_per_connection = 4 * MIB;
+        s.transport.max_unread_bytes = 8 * MIB;
+        s.transport.keepalive_seconds = Seconds(Duration::from_secs(2));
+        s.transport.keepalive_timeout_seconds = Seconds(Duration::from_secs(2));
+        s.transport.connection_idle_seconds = Seconds(Duration::from_secs(8));
+    }))
+    .await;
+    pair.wait_until_serving().await;
+    let user = pair.register_user("hoarder@example.com").await;
+    let memory = pair.memory_as(&user).await;
+    memory.create_context(CONTEXT, "").await.unwrap();
+    // 100 memories of 16 KB: one Recall page of 100 is about 1.7 MB.
+    let text = "x".repeat(16 * 1024);
+    for i in 0..100 {
+        memory
+            .remember(CONTEXT, "note", json!({ "i": i, "text": text }))
+            .await
+            .unwrap();
+    }
+    let authorization = format!("Bearer {}", user.access_token);
+
+    // Six unread pages (about 10 MB) on one connection: over both limits
+    // once the server has made them.
+    let hoarder = raw_h2::connect(pair.memory_addr).await;
+    let (mut hoarder, mut held) = unread_recalls(hoarder, &authorization, 6).await;
+
+    // That connection is told to read what it has (once the server has made
+    // more than its limit)...
+    let status = eventually(
+        "a refusal on the hoarding connection",
+        Duration::from_secs(5),
+        async || {
+            let (ready, mut more) = unread_recalls(hoarder.clone(), &authorization, 1).await;
+            hoarder = ready;
+            let (mut response, stream) = more.pop().unwrap();
+            match tokio::time::timeout(Duration::from_millis(200), &mut response).await {
+                Ok(answered) => tonic::Status::from_header_map(answered.unwrap().headers()),
+                Err(_) => {
+                    // Admitted: one more unread page.
+                    held.push((response, stream));
+                    None
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("NINAIVALAIGAL_MAX_UNREAD_BYTES_PER_CONNECTION"),
+        "{status:?}"
+    );
+    // ... and while it holds more than the server's limit, others are asked
+    // to come back (another replica may serve them).
+    let refused = eventually(
+        "others refused while the hoarder holds more than the server's limit",
+        Duration::from_secs(5),
+        async || memory.context_names().await.err(),
+    )
+    .await;
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("NINAIVALAIGAL_MAX_UNREAD_BYTES "),
+        "{refused:?}"
+    );
+
+    // The hoarder answers pings but reads nothing: after the idle timeout
+    // the server closes its connection, which frees what it held.
+    let started = Instant::now();
+    eventually(
+        "the others are served again",
+        Duration::from_secs(20),
+        async || memory.context_names().await,
+    )
+    .await;
+    let cut_off_after = started.elapsed();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut hoarder = hoarder;
+        loop {
+            match hoarder.ready().await {
+                Err(error) => return error,
+                Ok(ready) => hoarder = ready,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the server closed the hoarding connection");
+    println!(
+        "never-reading connection: refused at once, others served again {} ms later ({closed})",
+        cut_off_after.as_millis()
+    );
+    drop(held);
 }
