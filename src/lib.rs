@@ -19,6 +19,9 @@ pub mod token;
 #[cfg(feature = "server")]
 pub mod server;
 
+#[cfg(feature = "metrics")]
+pub mod metrics;
+
 #[cfg(feature = "db")]
 pub mod db;
 /// The diesel schema of every table, generated from `migrations/` by

@@ -20,6 +20,10 @@ pub struct TestPair {
     pub auth_addr: SocketAddr,
     /// Where the memory-service listens.
     pub memory_addr: SocketAddr,
+    /// The auth-service's metrics endpoint, when its settings asked for one.
+    pub auth_metrics_addr: Option<SocketAddr>,
+    /// The memory-service's metrics endpoint, likewise.
+    pub memory_metrics_addr: Option<SocketAddr>,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// The test's database. Declared last so it is dropped after the
@@ -136,6 +140,7 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
         .unwrap_or_else(|error| panic!("auth-service starts: {error:#}"));
     drop(key_file);
     let auth_addr = auth.local_addr();
+    let auth_metrics_addr = auth.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);
     tasks.push(tokio::spawn(auth.run_until(async {
@@ -150,6 +155,7 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
         .await
         .unwrap_or_else(|error| panic!("memory-service starts: {error:#}"));
     let memory_addr = memory.local_addr();
+    let memory_metrics_addr = memory.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);
     tasks.push(tokio::spawn(memory.run_until(async {
@@ -159,6 +165,8 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
     TestPair {
         auth_addr,
         memory_addr,
+        auth_metrics_addr,
+        memory_metrics_addr,
         stops,
         tasks,
         db,
