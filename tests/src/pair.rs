@@ -87,7 +87,7 @@ impl std::fmt::Debug for PairSettings {
 pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
     let mut settings = AuthSettings::try_parse_from([
         "auth-service",
-        &format!("--database-url={}", db.url(Role::Auth)),
+        &format!("--database-url={}", db.service_url(Role::Auth)),
     ])
     .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
     settings.listen_addr = LOCALHOST_ANY_PORT;
@@ -101,7 +101,7 @@ pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
 pub fn memory_settings(db: &TestDb, auth_addr: SocketAddr) -> MemorySettings {
     let mut settings = MemorySettings::try_parse_from([
         "memory-service",
-        &format!("--database-url={}", db.url(Role::Memory)),
+        &format!("--database-url={}", db.service_url(Role::Memory)),
     ])
     .unwrap_or_else(|error| panic!("memory-service settings: {error}"));
     settings.listen_addr = LOCALHOST_ANY_PORT;
