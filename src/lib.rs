@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod balance;
 pub mod bearer;
 pub mod json;
 pub mod paging;

@@ -40,13 +40,16 @@ const FETCHES: &str = "ninaivalaigal_jwks_fetches_total";
 impl JwksSource {
     /// A source for the auth-service at `url`; connects lazily.
     pub fn new(url: &str, verifier: Arc<TokenVerifier>) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5));
+        // Balanced over every auth-service replica the name resolves to.
+        let channel = ninaivalaigal::balance::channel(url, |endpoint: Endpoint, _host| {
+            Ok(endpoint
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5)))
+        })
+        .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?;
         Ok(Self {
             url: url.to_owned(),
-            client: AuthServiceClient::new(endpoint.connect_lazy()),
+            client: AuthServiceClient::new(channel),
             verifier,
             has_keys: AtomicBool::new(false),
             last_fetch: Mutex::new(None),
