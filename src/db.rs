@@ -125,6 +125,59 @@ pub fn build_pool(
         .build_unchecked(manager)
 }
 
+/// Publishes the pool's state in `metrics`, read from bb8 at each scrape:
+/// connections open and idle, the configured maximum, how the checkouts
+/// went (at once, after waiting, or timed out) and the total time spent
+/// waiting for a connection. bb8 measures that wait inside `Pool::get`,
+/// that is at every place a connection is taken, so no call site can be
+/// left out; rate(wait) / rate(waited + timed out) is the mean wait of
+/// those that waited.
+pub fn observe_pool(pool: &PgPool, max_size: u32, metrics: &crate::metrics::Metrics) {
+    const CONNECTIONS: &str = "ninaivalaigal_db_pool_connections";
+    const MAX: &str = "ninaivalaigal_db_pool_max_connections";
+    const CHECKOUTS: &str = "ninaivalaigal_db_pool_checkouts_total";
+    const WAITING: &str = "ninaivalaigal_db_pool_waiting";
+    // A counter holds integers: microseconds keep the sum exact.
+    const WAIT: &str = "ninaivalaigal_db_pool_wait_microseconds_total";
+    metrics.describe(
+        CONNECTIONS,
+        "Database connections held by the pool, by state (idle or in use).",
+    );
+    metrics.describe(
+        MAX,
+        "Most database connections the pool may hold (NINAIVALAIGAL_DB_POOL_SIZE).",
+    );
+    metrics.describe(CHECKOUTS, "Connections taken from the pool, by outcome: at once, after waiting, or timed out (UNAVAILABLE).");
+    metrics.describe(WAITING, "Requests waiting for a pooled connection now.");
+    metrics.describe(
+        WAIT,
+        "Microseconds spent waiting for pooled connections, all checkouts together.",
+    );
+    let idle = metrics.gauge(CONNECTIONS, &[("state", "idle")]);
+    let in_use = metrics.gauge(CONNECTIONS, &[("state", "in_use")]);
+    metrics.gauge(MAX, &[]).set(f64::from(max_size));
+    let direct = metrics.counter(CHECKOUTS, &[("outcome", "direct")]);
+    let waited = metrics.counter(CHECKOUTS, &[("outcome", "waited")]);
+    let timed_out = metrics.counter(CHECKOUTS, &[("outcome", "timed_out")]);
+    let waiting = metrics.gauge(WAITING, &[]);
+    let wait = metrics.counter(WAIT, &[]);
+    let pool = pool.clone();
+    metrics.on_scrape(move || {
+        let state = pool.state();
+        let stats = &state.statistics;
+        idle.set(f64::from(state.idle_connections));
+        in_use.set(f64::from(
+            state.connections.saturating_sub(state.idle_connections),
+        ));
+        direct.absolute(stats.get_direct);
+        waited.absolute(stats.get_waited);
+        timed_out.absolute(stats.get_timed_out);
+        let done = stats.get_direct + stats.get_waited + stats.get_timed_out;
+        waiting.set(stats.get_started.saturating_sub(done) as f64);
+        wait.absolute(u64::try_from(stats.get_wait_time.as_micros()).unwrap_or(u64::MAX));
+    });
+}
+
 /// Messages with which PostgreSQL ends a session it is shutting down or
 /// restarting (SQLSTATE 57P01 `admin_shutdown`, 57P02 `crash_shutdown`,
 /// 57P03 `cannot_connect_now`), as the server sends them with its default

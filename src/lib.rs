@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod balance;
 pub mod bearer;
 pub mod json;
 pub mod paging;
@@ -19,6 +20,9 @@ pub mod token;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 #[cfg(feature = "db")]
 pub mod db;

@@ -5,7 +5,10 @@
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use ninaivalaigal::{
-    db::DatabaseSettings, server::TransportSettings, settings::Seconds, telemetry::LogSettings,
+    db::DatabaseSettings,
+    server::{MetricsSettings, TransportSettings},
+    settings::Seconds,
+    telemetry::LogSettings,
     token::JwtSettings,
 };
 
@@ -69,6 +72,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub transport: TransportSettings,
+
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
 
     #[command(flatten)]
     pub jwt: JwtSettings,

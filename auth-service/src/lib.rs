@@ -10,6 +10,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod input;
 pub mod keys;
+pub mod metrics;
 pub mod passwords;
 pub mod rpc;
 pub mod sessions;

@@ -16,6 +16,7 @@ use crate::{
     config::Settings,
     housekeeping::{self, Housekeeping},
     keys::KeyMaterial,
+    metrics::AuthMetrics,
     passwords::{HashingLimits, Passwords},
     rpc::{self, AuthState},
     throttle::{LoginThrottle, RegistrationThrottle},
@@ -78,6 +79,14 @@ impl Application {
         )
         .await
         .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_BCRYPT_COST: {error}"))?;
+        let mut frame = ServerFrame::bind(
+            "auth-service",
+            settings.listen_addr,
+            "NINAIVALAIGAL_AUTH_LISTEN_ADDR",
+            settings.transport.clone(),
+        )
+        .await?;
+        frame.expose_metrics(&settings.metrics).await?;
         let state = Arc::new(AuthState {
             pool: settings.database.pool()?,
             passwords,
@@ -87,14 +96,13 @@ impl Application {
             audit,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             refresh_lifetime,
+            metrics: AuthMetrics::new(frame.metrics()),
         });
-        let frame = ServerFrame::bind(
-            "auth-service",
-            settings.listen_addr,
-            "NINAIVALAIGAL_AUTH_LISTEN_ADDR",
-            settings.transport.clone(),
-        )
-        .await?;
+        ninaivalaigal::db::observe_pool(
+            &state.pool,
+            settings.database.db_pool_size,
+            frame.metrics(),
+        );
         Ok(Self {
             frame,
             settings,
@@ -105,6 +113,11 @@ impl Application {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.frame.local_addr().unwrap_or(self.settings.listen_addr)
+    }
+
+    /// The address of the metrics endpoint, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.frame.metrics_addr()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.

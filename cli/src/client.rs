@@ -20,8 +20,9 @@ use crate::{
     session::{Session, Token},
 };
 
-/// A channel to `url`; it connects on first use, so an unreachable server
-/// shows up as UNAVAILABLE on the call rather than here.
+/// A channel to `url`, balanced request by request over every address the
+/// URL's host name resolves to; it connects on first use, so an unreachable
+/// server shows up as UNAVAILABLE on the call rather than here.
 pub fn channel(url: &str, config: &Config) -> Result<Channel, Failure> {
     let invalid = |error: &dyn std::fmt::Display| {
         Failure::new(
@@ -29,18 +30,23 @@ pub fn channel(url: &str, config: &Config) -> Result<Channel, Failure> {
             format!("cannot use the server URL {url}: {error}"),
         )
     };
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|error| invalid(&error))?
-        .connect_timeout(config.timeout.min(std::time::Duration::from_secs(10)))
-        .timeout(config.timeout);
-    if url.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new().with_native_roots();
+    let https = url.starts_with("https://");
+    // Every address the server's name resolves to (a Kubernetes headless
+    // Service: one per ready replica) gets its share of the requests.
+    ninaivalaigal::balance::channel(url, |endpoint: Endpoint, host| {
+        let endpoint = endpoint
+            .connect_timeout(config.timeout.min(std::time::Duration::from_secs(10)))
+            .timeout(config.timeout);
+        if !https {
+            return Ok(endpoint);
+        }
+        let mut tls = ClientTlsConfig::new().with_native_roots().domain_name(host);
         if let Some(pem) = &config.ca_cert {
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
-        endpoint = endpoint.tls_config(tls).map_err(|error| invalid(&error))?;
-    }
-    Ok(endpoint.connect_lazy())
+        endpoint.tls_config(tls)
+    })
+    .map_err(|error| invalid(&error))
 }
 
 /// An access token, ready to go into the `authorization` header.

@@ -129,6 +129,57 @@ else
   echo "podman is not installed: podman-compose parsing skipped (deploy/container/try-here.sh installs it)"
 fi
 
+say "monitoring: alert rules and Grafana dashboard (deploy/monitoring/)"
+# promtool is not packaged anywhere this machine reaches, so the rules are
+# checked for shape here, and every series they and the dashboard query must
+# still be exported by the code (a renamed metric would leave an alert that
+# never fires).
+python3 - <<'PY'
+import json, pathlib, re, sys
+import yaml
+
+root = pathlib.Path("deploy/monitoring")
+problems = []
+rules = yaml.safe_load((root / "alerts.yaml").read_text())
+exprs = []
+names = set()
+for group in rules["groups"]:
+    for rule in group["rules"]:
+        name = rule.get("alert", "?")
+        if name in names:
+            problems.append(f"alerts.yaml: {name} twice")
+        names.add(name)
+        for key in ("alert", "expr"):
+            if not isinstance(rule.get(key), str) or not rule[key].strip():
+                problems.append(f"alerts.yaml: {name} lacks {key}")
+        if rule.get("labels", {}).get("severity") not in ("page", "ticket"):
+            problems.append(f"alerts.yaml: {name} needs labels.severity page or ticket")
+        if not rule.get("annotations", {}).get("summary"):
+            problems.append(f"alerts.yaml: {name} needs annotations.summary")
+        if "for" in rule and not re.fullmatch(r"\d+[smh]", str(rule["for"])):
+            problems.append(f"alerts.yaml: {name}: for {rule['for']!r} is not a duration")
+        exprs.append((f"alerts.yaml {name}", rule.get("expr", "")))
+dashboard = json.loads((root / "grafana-dashboard.json").read_text())
+ids = [p["id"] for p in dashboard["panels"]]
+if len(ids) != len(set(ids)):
+    problems.append("grafana-dashboard.json: panel ids repeat")
+for panel in dashboard["panels"]:
+    for target in panel.get("targets", []):
+        exprs.append((f"grafana-dashboard.json {panel['title']}", target["expr"]))
+code = "\n".join(p.read_text() for p in pathlib.Path(".").glob("*/src/**/*.rs")) + "\n".join(
+    p.read_text() for p in pathlib.Path("src").glob("**/*.rs"))
+for where, expr in exprs:
+    if expr.count("(") != expr.count(")") or expr.count("{") != expr.count("}"):
+        problems.append(f"{where}: unbalanced brackets")
+    for metric in set(re.findall(r"\bninaivalaigal_[a-z_]+", expr)):
+        base = re.sub(r"_(bucket|count|sum)$", "", metric)
+        if f'"{base}"' not in code:
+            problems.append(f"{where}: {metric} is not exported by any service")
+if problems:
+    sys.exit("\n".join(problems))
+print(f"{len(names)} alert rules and {len(dashboard['panels'])} dashboard panels; every series they query is exported")
+PY
+
 say "shell scripts (bash -n)"
-for script in deploy/container/*.sh deploy/kubernetes/*.sh deploy/local/*.sh; do bash -n "$script"; done
+for script in deploy/container/*.sh deploy/kubernetes/*.sh deploy/local/*.sh deploy/pooler/*.sh; do bash -n "$script"; done
 echo "ok"

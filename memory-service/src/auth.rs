@@ -15,7 +15,8 @@ use std::{
 use futures::future::BoxFuture;
 use http::HeaderMap;
 use ninaivalaigal::{
-    bearer,
+    bearer::{self, BearerError},
+    metrics::Metrics,
     token::{AuthenticatedUser, TokenError, TokenVerifier},
 };
 use tonic::{Status, body::Body, server::NamedService};
@@ -29,34 +30,62 @@ pub struct Authenticator {
     /// Where EdDSA keys come from; `None` with a shared HS256 secret.
     jwks: Option<Arc<JwksSource>>,
     revocations: Arc<RevocationList>,
+    metrics: Metrics,
 }
 
+/// Requests refused by the authenticator, by reason.
+const REJECTIONS: &str = "ninaivalaigal_token_rejections_total";
+
 impl Authenticator {
-    /// An authenticator over a verifier, its key source and the revocations.
+    /// An authenticator over a verifier, its key source and the revocations,
+    /// counting its refusals in `metrics`.
     pub fn new(
         verifier: Arc<TokenVerifier>,
         jwks: Option<Arc<JwksSource>>,
         revocations: Arc<RevocationList>,
+        metrics: Metrics,
     ) -> Self {
+        metrics.describe(
+            REJECTIONS,
+            "Requests refused before any handler ran, by reason: no usable bearer token, a token that fails verification, a revoked session, or no keys or revocation list to check it with yet.",
+        );
         Self {
             verifier,
             jwks,
             revocations,
+            metrics,
         }
     }
 
-    /// The verified caller of a request with these headers.
+    /// The verified caller of a request with these headers; a refusal is
+    /// counted by its reason.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<AuthenticatedUser, Error> {
-        let token = bearer::from_headers(headers)?;
+        self.verify(headers).await.map_err(|(reason, error)| {
+            self.metrics
+                .counter(REJECTIONS, &[("reason", reason)])
+                .increment(1);
+            error
+        })
+    }
+
+    async fn verify(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<AuthenticatedUser, (&'static str, Error)> {
+        let token =
+            bearer::from_headers(headers).map_err(|error| (bearer_reason(error), error.into()))?;
         if let Some(jwks) = &self.jwks
             && !jwks.has_keys()
         {
             jwks.refresh_soon().await;
             if !jwks.has_keys() {
-                return Err(Error::Unavailable(format!(
-                    "cannot verify access tokens yet: the auth-service at {} is unreachable or publishes no keys; try again shortly",
-                    jwks.url()
-                )));
+                return Err((
+                    "no_keys",
+                    Error::Unavailable(format!(
+                        "cannot verify access tokens yet: the auth-service at {} is unreachable or publishes no keys; try again shortly",
+                        jwks.url()
+                    )),
+                ));
             }
         }
         let mut verified = self.verifier.verify(token);
@@ -67,16 +96,49 @@ impl Authenticator {
             // The auth-service may have rotated its key since our last fetch.
             verified = self.verifier.verify(token);
         }
-        let claims = verified.map_err(|error| Error::Unauthenticated(error.to_string()))?;
+        let claims = verified.map_err(|error| {
+            (
+                token_reason(&error),
+                Error::Unauthenticated(error.to_string()),
+            )
+        })?;
         if !self.revocations.has_loaded() {
-            return Err(Error::Unavailable(
+            return Err(("revocations_not_loaded", Error::Unavailable(
                 "cannot check access tokens against revocations yet: the revoked-session list has not been read from the database; try again shortly".into(),
-            ));
+            )));
         }
         if self.revocations.is_revoked(&claims.sid) {
-            return Err(Error::Unauthenticated(TokenError::Revoked.to_string()));
+            let revoked = TokenError::Revoked;
+            return Err((
+                token_reason(&revoked),
+                Error::Unauthenticated(revoked.to_string()),
+            ));
         }
         Ok(claims.into())
+    }
+}
+
+/// The metric label of a bearer header that could not be read.
+fn bearer_reason(error: BearerError) -> &'static str {
+    match error {
+        BearerError::Missing => "missing_token",
+        BearerError::Repeated => "repeated_header",
+        BearerError::TooLong => "header_too_long",
+        BearerError::Malformed => "malformed_header",
+    }
+}
+
+/// The metric label of a token that failed verification.
+fn token_reason(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::Malformed => "malformed_token",
+        TokenError::WrongAlgorithm => "wrong_algorithm",
+        TokenError::UnknownKey => "unknown_key",
+        TokenError::BadSignature => "bad_signature",
+        TokenError::Expired => "expired",
+        TokenError::NotYetValid => "not_yet_valid",
+        TokenError::Invalid(_) => "invalid_claims",
+        TokenError::Revoked => "revoked",
     }
 }
 

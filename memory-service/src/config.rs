@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use ninaivalaigal::settings::Seconds;
 use ninaivalaigal::{
-    db::DatabaseSettings, server::TransportSettings, telemetry::LogSettings, token::JwtSettings,
+    db::DatabaseSettings,
+    server::{MetricsSettings, TransportSettings},
+    telemetry::LogSettings,
+    token::JwtSettings,
 };
 
 /// Ninaivalaigal memory-service: recording contexts and memories.
@@ -26,6 +29,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub transport: TransportSettings,
+
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
 
     #[command(flatten)]
     pub jwt: JwtSettings,

@@ -7,7 +7,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -15,6 +15,7 @@ use std::{
 
 use ninaivalaigal::{
     auth_v1::{GetJwksRequest, auth_service_client::AuthServiceClient},
+    metrics::Metrics,
     tls::{PemSetting, grpc_client_config, is_loopback},
     token::TokenVerifier,
 };
@@ -35,29 +36,60 @@ pub struct JwksSource {
     verifier: Arc<TokenVerifier>,
     has_keys: AtomicBool,
     last_fetch: Mutex<Option<Instant>>,
+    /// Where fetch results are counted, once [`Self::observe`] is called.
+    metrics: OnceLock<Metrics>,
 }
+
+/// Key fetches from the auth-service, by result.
+const FETCHES: &str = "ninaivalaigal_jwks_fetches_total";
 
 impl JwksSource {
     /// A source for the auth-service at `settings.auth_url`, with the TLS
-    /// the settings ask for; connects lazily.
+    /// the settings ask for, balanced over every auth-service replica the
+    /// name resolves to; connects lazily.
     pub fn new(settings: &Settings, verifier: Arc<TokenVerifier>) -> anyhow::Result<Self> {
         let url = &settings.auth_url;
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5));
-        if let Some(tls) = client_tls(settings, endpoint.uri())? {
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?;
-        }
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?;
+        let tls = client_tls(settings, &uri)?;
+        let channel = ninaivalaigal::balance::channel(url, |endpoint: Endpoint, host| {
+            let endpoint = endpoint
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5));
+            match &tls {
+                // The server name stays the host's when the endpoint holds
+                // one of its addresses.
+                Some(tls) => endpoint.tls_config(tls.clone().domain_name(host)),
+                None => Ok(endpoint),
+            }
+        })
+        .map_err(|error| anyhow::anyhow!("NINAIVALAIGAL_AUTH_URL {url:?}: {error}"))?;
         Ok(Self {
             url: url.to_owned(),
-            client: AuthServiceClient::new(endpoint.connect_lazy()),
+            client: AuthServiceClient::new(channel),
             verifier,
             has_keys: AtomicBool::new(false),
             last_fetch: Mutex::new(None),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Counts every fetch from now on in `metrics`, by result: `ok`,
+    /// `unreachable` (the RPC failed), `no_keys` (none of Ed25519) or
+    /// `bad_keys` (keys that do not parse).
+    pub fn observe(&self, metrics: &Metrics) {
+        metrics.describe(
+            FETCHES,
+            "Fetches of the auth-service's public keys (GetJwks), by result: ok, unreachable, no_keys, bad_keys.",
+        );
+        let _ = self.metrics.set(metrics.clone());
+    }
+
+    fn count(&self, result: &'static str) {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.counter(FETCHES, &[("result", result)]).increment(1);
+        }
     }
 
     /// The auth-service's URL, for messages.
@@ -100,11 +132,18 @@ impl JwksSource {
     }
 
     async fn fetch(&self) -> bool {
+        let (fetched, result) = self.fetch_keys().await;
+        self.count(result);
+        fetched
+    }
+
+    /// Fetches and loads the keys: whether that succeeded, and the result's label.
+    async fn fetch_keys(&self) -> (bool, &'static str) {
         let response = match self.client.clone().get_jwks(GetJwksRequest {}).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
                 tracing::warn!(url = %self.url, code = ?status.code(), message = status.message(), "cannot fetch the auth-service's public keys");
-                return false;
+                return (false, "unreachable");
             }
         };
         let keys: Vec<(&str, &str)> = response
@@ -123,14 +162,15 @@ impl JwksSource {
                 self.has_keys.store(count > 0, Ordering::Release);
                 if count == 0 {
                     tracing::warn!(url = %self.url, "the auth-service publishes no Ed25519 keys; is it in HS256 mode? then set NINAIVALAIGAL_JWT_SECRET here too");
+                    (true, "no_keys")
                 } else {
                     tracing::debug!(count, "loaded the auth-service's public keys");
+                    (true, "ok")
                 }
-                true
             }
             Err(error) => {
                 tracing::warn!(url = %self.url, %error, "the auth-service's public keys do not parse");
-                false
+                (false, "bad_keys")
             }
         }
     }

@@ -4,12 +4,12 @@
 //! check, leeway included) every poll interval, so a revoked access token
 //! stops working within that interval.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use ninaivalaigal::{db::PgPool, schema::revoked_sessions};
+use ninaivalaigal::{db::PgPool, metrics::Metrics, schema::revoked_sessions};
 use parking_lot::RwLock;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -53,6 +53,31 @@ impl RevocationList {
     /// every `poll`.
     pub fn max_age(poll: Duration) -> Duration {
         poll.saturating_mul(STALE_AFTER_POLLS).max(MIN_STALE_AGE)
+    }
+
+    /// Publishes the list's size and age in `metrics`, read at each scrape.
+    /// The age grows past the poll interval only while reads fail; the
+    /// readiness check fails at [`Self::max_age`].
+    pub fn observe(self: &Arc<Self>, metrics: &Metrics) {
+        const SIZE: &str = "ninaivalaigal_revoked_sessions";
+        const AGE: &str = "ninaivalaigal_revocation_list_age_seconds";
+        metrics.describe(
+            SIZE,
+            "Revoked sessions whose access tokens are being refused (the list as last read).",
+        );
+        metrics.describe(
+            AGE,
+            "Seconds since the revoked-session list was last read from the database (absent until the first read).",
+        );
+        let (size, age) = (metrics.gauge(SIZE, &[]), metrics.gauge(AGE, &[]));
+        let list = self.clone();
+        metrics.on_scrape(move || {
+            let loaded = list.loaded.read();
+            size.set(loaded.revoked.len() as f64);
+            if let Some(at) = loaded.at {
+                age.set(at.elapsed().as_secs_f64());
+            }
+        });
     }
 
     /// True when the session was revoked.

@@ -60,13 +60,14 @@ impl Application {
             }
         };
         let pool = settings.database.pool()?;
-        let frame = ServerFrame::bind(
+        let mut frame = ServerFrame::bind(
             "memory-service",
             settings.listen_addr,
             "NINAIVALAIGAL_MEMORY_LISTEN_ADDR",
             settings.transport.clone(),
         )
         .await?;
+        frame.expose_metrics(&settings.metrics).await?;
         Ok(Self {
             frame,
             settings,
@@ -81,6 +82,11 @@ impl Application {
         self.frame.local_addr().unwrap_or(self.settings.listen_addr)
     }
 
+    /// The address of the metrics endpoint, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.frame.metrics_addr()
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Self {
@@ -90,8 +96,11 @@ impl Application {
             verifier,
             jwks,
         } = self;
+        let metrics = frame.metrics().clone();
+        ninaivalaigal::db::observe_pool(&pool, settings.database.db_pool_size, &metrics);
 
         let revocations = Arc::new(RevocationList::new(settings.jwt_leeway()));
+        revocations.observe(&metrics);
         if let Err(error) = revocations.reload(&pool).await {
             // Not ready, and requests are UNAVAILABLE, until a poll succeeds.
             tracing::warn!(%error, "cannot read the revoked-session list yet");
@@ -102,6 +111,7 @@ impl Application {
             async move { revocations.poll(pool, every).await }
         });
         if let Some(jwks) = &jwks {
+            jwks.observe(&metrics);
             let jwks = jwks.clone();
             let every = settings.jwks_refresh_seconds.0;
             frame.spawn(async move { jwks.keep_fresh(every).await });
@@ -111,6 +121,7 @@ impl Application {
             verifier,
             jwks.clone(),
             revocations.clone(),
+            metrics,
         ));
         let rpc = MemoryRpc::new(Arc::new(MemoryState {
             pool: pool.clone(),

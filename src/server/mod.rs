@@ -3,7 +3,7 @@
 //! limits, the layers every request passes (request id, trace span,
 //! unread-response and in-flight limits, deadline, body limit),
 //! truthful health, reflection, background tasks that live as long as the
-//! server, and graceful shutdown. A service brings only its own handlers,
+//! server, metrics (`metrics`), and graceful shutdown. A service brings only its own handlers,
 //! its readiness check and its background work.
 //!
 //! ```ignore
@@ -16,6 +16,7 @@ mod certificate;
 mod connections;
 mod health;
 mod layers;
+mod metrics;
 mod reflection;
 mod settings;
 mod tls;
@@ -40,6 +41,7 @@ use tower_http::{
 
 pub use health::{LIVENESS, Readiness};
 pub use layers::{BodyLimits, Deadline};
+pub use metrics::MetricsSettings;
 pub use settings::{TlsSettings, TransportSettings};
 
 /// The gRPC services one server runs, and their names (for health and
@@ -80,6 +82,10 @@ pub struct ServerFrame {
     transport: TransportSettings,
     tls: Option<tls::ServerTls>,
     tasks: JoinSet<()>,
+    /// The service's metrics; the frame records its RPCs here.
+    metrics: crate::metrics::Metrics,
+    /// The metrics endpoint's listener, when one is configured.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl ServerFrame {
@@ -104,7 +110,30 @@ impl ServerFrame {
             transport,
             tls,
             tasks: JoinSet::new(),
+            metrics: crate::metrics::Metrics::new(),
+            metrics_listener: None,
         })
+    }
+
+    /// The service's metrics, for its own parts (pool, caches) to record in.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Binds the metrics endpoint when `settings` name an address (port 0
+    /// picks a free port); it serves once [`Self::serve`] runs.
+    pub async fn expose_metrics(&mut self, settings: &MetricsSettings) -> anyhow::Result<()> {
+        if let Some(addr) = settings.metrics_listen_addr {
+            self.metrics_listener = Some(metrics::bind(addr).await?);
+        }
+        Ok(())
+    }
+
+    /// The address the metrics endpoint bound, if it has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -153,6 +182,15 @@ impl ServerFrame {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
         let routes: Routes = routes.routes();
+        let rpc_metrics =
+            metrics::RpcMetricsLayer::new(self.metrics.clone(), metrics::known_rpcs(&names)?);
+        if let Some(listener) = self.metrics_listener.take() {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+            }
+            self.tasks
+                .spawn(metrics::serve(listener, self.metrics.clone()));
+        }
 
         // Every log line of a request carries its request id (the client's
         // x-request-id when it is sane, or a fresh one) and the RPC path, and
@@ -165,6 +203,7 @@ impl ServerFrame {
                     .make_span_with(layers::request_span),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(rpc_metrics)
             .layer(layers::GuardLayer::new(
                 transport.max_in_flight_requests as usize,
                 transport.request_timeout(),

@@ -60,6 +60,28 @@ impl Cluster {
         )
     }
 
+    /// The URL the services under test get for `role` on `database`: the
+    /// server's, or, when `NINAIVALAIGAL_TEST_SERVICE_DB_PORT` names a port,
+    /// a connection pooler's on that port of 127.0.0.1 (the same roles and
+    /// passwords; `deploy/pooler/test.sh`). Fixtures and assertions keep
+    /// connecting to the server directly.
+    pub fn service_url(&self, role: Role, database: &str) -> String {
+        let direct = self.url(role, database);
+        match std::env::var("NINAIVALAIGAL_TEST_SERVICE_DB_PORT") {
+            Ok(port) => {
+                let port: u16 = port.parse().unwrap_or_else(|_| {
+                    panic!("NINAIVALAIGAL_TEST_SERVICE_DB_PORT={port:?} is not a port")
+                });
+                direct.replacen(
+                    &format!("@127.0.0.1:{}/", self.port),
+                    &format!("@127.0.0.1:{port}/"),
+                    1,
+                )
+            }
+            Err(_) => direct,
+        }
+    }
+
     fn load() -> Option<Cluster> {
         let text = std::fs::read_to_string(db_env_path()).ok()?;
         let vars: HashMap<&str, &str> = text

@@ -56,6 +56,12 @@ impl TestDb {
         Cluster::get().url(role, &self.name)
     }
 
+    /// The URL a service under test gets for `role` on this database
+    /// (through a pooler when one is configured: [`Cluster::service_url`]).
+    pub fn service_url(&self, role: Role) -> String {
+        Cluster::get().service_url(role, &self.name)
+    }
+
     /// A URL for `role` on this database, typed as the services take it.
     pub fn database_url(&self, role: Role) -> DatabaseUrl {
         self.url(role)

@@ -16,6 +16,8 @@
 //!   (a revocation poll, a key fetch), naming it when it never does.
 //! - [`PrivateCluster`]: a PostgreSQL server of a test's own, for tests
 //!   that kill, restart or cut off the database server (never the shared one).
+//! - [`metrics::scrape`]: a service's Prometheus endpoint, read as a
+//!   Prometheus server would and parsed into series.
 //! - [`PairSettings`]: a test's changes to the services' typed settings,
 //!   applied after the harness's own ([`pair::auth_settings`],
 //!   [`pair::memory_settings`]), and the TLS its clients use
@@ -40,6 +42,7 @@ pub mod faults;
 pub mod keys;
 pub mod logs;
 pub mod memory;
+pub mod metrics;
 pub mod pair;
 pub mod private_cluster;
 pub mod raw_h2;

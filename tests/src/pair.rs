@@ -22,6 +22,10 @@ pub struct TestPair {
     pub memory_addr: SocketAddr,
     /// The TLS the harness's clients speak, when the services serve TLS.
     client_tls: Option<ClientTlsConfig>,
+    /// The auth-service's metrics endpoint, when its settings asked for one.
+    pub auth_metrics_addr: Option<SocketAddr>,
+    /// The memory-service's metrics endpoint, likewise.
+    pub memory_metrics_addr: Option<SocketAddr>,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// The test's database. Declared last so it is dropped after the
@@ -95,7 +99,7 @@ impl std::fmt::Debug for PairSettings {
 pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
     let mut settings = AuthSettings::try_parse_from([
         "auth-service",
-        &format!("--database-url={}", db.url(Role::Auth)),
+        &format!("--database-url={}", db.service_url(Role::Auth)),
     ])
     .unwrap_or_else(|error| panic!("auth-service settings: {error}"));
     settings.listen_addr = LOCALHOST_ANY_PORT;
@@ -109,7 +113,7 @@ pub fn auth_settings(db: &TestDb, private_key_file: &Path) -> AuthSettings {
 pub fn memory_settings(db: &TestDb, auth_addr: SocketAddr) -> MemorySettings {
     let mut settings = MemorySettings::try_parse_from([
         "memory-service",
-        &format!("--database-url={}", db.url(Role::Memory)),
+        &format!("--database-url={}", db.service_url(Role::Memory)),
     ])
     .unwrap_or_else(|error| panic!("memory-service settings: {error}"));
     settings.listen_addr = LOCALHOST_ANY_PORT;
@@ -149,6 +153,7 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
         .unwrap_or_else(|error| panic!("auth-service starts: {error:#}"));
     drop(key_file);
     let auth_addr = auth.local_addr();
+    let auth_metrics_addr = auth.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);
     tasks.push(tokio::spawn(auth.run_until(async {
@@ -166,6 +171,7 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
         .await
         .unwrap_or_else(|error| panic!("memory-service starts: {error:#}"));
     let memory_addr = memory.local_addr();
+    let memory_metrics_addr = memory.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);
     tasks.push(tokio::spawn(memory.run_until(async {
@@ -176,6 +182,8 @@ pub async fn spawn_pair_with(changes: PairSettings) -> TestPair {
         auth_addr,
         memory_addr,
         client_tls: changes.client_tls,
+        auth_metrics_addr,
+        memory_metrics_addr,
         stops,
         tasks,
         db,

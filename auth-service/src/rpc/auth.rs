@@ -32,6 +32,7 @@ pub async fn register(
     let password = NewPassword::parse(request.password)?;
 
     if let Err(wait) = state.registrations.admit(client) {
+        state.metrics.registration_throttled();
         refused(state, client, &email, "throttled").await?;
         return Err(Error::Throttled(Attempts::Registrations, wait));
     }
@@ -107,6 +108,7 @@ pub async fn login(
     let reservation = match state.throttle.reserve(email.as_str(), client) {
         Ok(reservation) => reservation,
         Err(wait) => {
+            state.metrics.login_throttled();
             let mut conn = db::connection(&state.pool).await?;
             AuditEvent::new(Event::LoginThrottled, client)
                 .email(email.as_str())
@@ -132,6 +134,7 @@ pub async fn login(
         drop(reservation);
     }
 
+    let account_exists = account.is_some();
     let mut conn = db::connection(&state.pool).await?;
     let attempt = CheckedLogin {
         email: &email,
@@ -144,7 +147,10 @@ pub async fn login(
             user: Some(convert::user(&user)?),
             session: Some(convert::session(session)?),
         }),
-        LoginOutcome::Refused(refusal) => Err(refusal.into()),
+        LoginOutcome::Refused(refusal) => {
+            state.metrics.login_refused(refusal, account_exists);
+            Err(refusal.into())
+        }
     }
 }
 

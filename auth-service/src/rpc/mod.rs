@@ -48,6 +48,8 @@ pub struct AuthState {
     pub proxies: TrustedProxies,
     /// Lifetime of refresh tokens.
     pub refresh_lifetime: chrono::Duration,
+    /// Failed logins and throttled attempts.
+    pub metrics: crate::metrics::AuthMetrics,
 }
 
 /// Handlers of `AuthService`.
