@@ -32,14 +32,22 @@ if [ ! -s "$KEY_FILE" ]; then
   (umask 077 && openssl genpkey -algorithm ed25519 -out "$KEY_FILE")
 fi
 
-say "building (release: the pair, the migrate binary, the load generator)"
-(cd "$REPO_ROOT" && cargo build --release --locked --features db \
+# FIGURES_PROFILE=debug measures debug builds (quicker to build, slower
+# services: only for trying the script out).
+PROFILE="${FIGURES_PROFILE:-release}"
+PROFILE_FLAG=(--release)
+if [ "$PROFILE" = debug ]; then
+  PROFILE_FLAG=()
+fi
+BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/$PROFILE"
+say "building ($PROFILE: the pair, the migrate binary, the load generator)"
+(cd "$REPO_ROOT" && cargo build "${PROFILE_FLAG[@]}" --locked --features db \
   --bin ninaivalaigal-migrate --bin ninaivalaigal-health \
   --bin auth-service --bin memory-service &&
-  cargo build --release --locked -p ninaivalaigal-tests --example overload)
+  cargo build "${PROFILE_FLAG[@]}" --locked -p ninaivalaigal-tests --example overload)
 
 say "databases: $SINGLE_DB (one server) and ninaivalaigal (Citus)"
-bash "$CITUS_ROOT/database.sh" ninaivalaigal
+MIGRATE_BIN="$BIN_DIR/ninaivalaigal-migrate" bash "$CITUS_ROOT/database.sh" ninaivalaigal
 node_psql "$COORDINATOR_PORT" postgres <<SQL
 SET client_min_messages = warning;
 SELECT 'CREATE DATABASE $SINGLE_DB OWNER ninaivalaigal_owner'
@@ -70,7 +78,7 @@ measure() { # name database [load generator arguments]
     NINAIVALAIGAL_DATABASE_URL="$(url_of memory "$database")" \
     NINAIVALAIGAL_AUTH_URL="$AUTH_URL"
   wait_until_serving
-  "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples/overload" \
+  "$BIN_DIR/examples/overload" \
     --memory-url "$MEMORY_URL" --auth-url "$AUTH_URL" --run-dir "$RUN_DIR" \
     --ramp-only --max-in-flight 64 --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
 }
@@ -100,6 +108,11 @@ SELECT id AS ctx FROM recording_contexts WHERE name LIKE 'overload-%' LIMIT 1 \\
 EXPLAIN (ANALYZE, VERBOSE, COSTS OFF)
 SELECT created_at, id, data_bytes FROM memories
  WHERE context_id = :ctx ORDER BY created_at DESC, id DESC LIMIT 21;
+-- The same, naming the owner: on Citus, routed to the owner's one shard
+-- instead of sent to all of them (RLS decides either way).
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF)
+SELECT created_at, id, data_bytes FROM memories
+ WHERE owner_id = $owner AND context_id = :ctx ORDER BY created_at DESC, id DESC LIMIT 21;
 SELECT string_agg(id::text, ',') AS ids FROM (SELECT id FROM memories WHERE context_id = :ctx
  ORDER BY created_at DESC, id DESC LIMIT 20) AS page \\gset
 EXPLAIN (ANALYZE, COSTS OFF)

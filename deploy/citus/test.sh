@@ -40,5 +40,7 @@ say "tests against the cluster (coordinator 127.0.0.1:$COORDINATOR_PORT, workers
 cd "$REPO_ROOT"
 export NINAIVALAIGAL_TEST_TEMPLATE="$TEMPLATE"
 cargo test --locked -p ninaivalaigal-tests \
-  --test isolation_api --test isolation_db --test isolation_random --test citus_workers "$@"
+  --test isolation_api --test isolation_db --test isolation_random "$@"
+# Ignored by the default run, which has no cluster.
+cargo test --locked -p ninaivalaigal-tests --test citus_workers "$@" -- --include-ignored
 cargo test --locked -p ninaivalaigal-cli --test cli_account --test cli_memory "$@"
