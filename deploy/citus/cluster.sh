@@ -42,7 +42,10 @@ write_pgpass() {
   tmp=$(mktemp)
   for role_password in "postgres:$SUPERUSER_PASSWORD" "ninaivalaigal_owner:$OWNER_PASSWORD" \
     "ninaivalaigal_auth:$AUTH_PASSWORD" "ninaivalaigal_memory:$MEMORY_PASSWORD"; do
+    # localhost too: a node reaches itself by citus.local_hostname
+    # (default localhost), e.g. for a query's intermediate results.
     echo "127.0.0.1:*:*:$role_password"
+    echo "localhost:*:*:$role_password"
   done >"$tmp"
   install -m 600 "$tmp" "$file"
   rm -f "$tmp"

@@ -87,49 +87,7 @@ say "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}
 measure single "$SINGLE_DB" "$@"
 measure citus ninaivalaigal "$@"
 
-# Where the time goes: the statements of Recall (plan a page, load it) and
-# of Remember (lock the usage row, insert), for one of the load's users, as
-# the memory-service runs them.
-{
-  for database in "$SINGLE_DB" ninaivalaigal; do
-    # The auth role reads accounts (the owner role sees no rows: FORCE RLS).
-    owner=$(PGPASSWORD=$(db_env_value NINAIVALAIGAL_AUTH_DB_PASSWORD) "$PG_BIN/psql" -X -At \
-      -h 127.0.0.1 -p "$COORDINATOR_PORT" -U ninaivalaigal_auth -d "$database" \
-      -c "SELECT max(id) FROM users WHERE email LIKE 'overload-%@overload.example' AND email NOT LIKE '%login%' AND email NOT LIKE '%victim%'")
-    echo "=== $database (user $owner)"
-    PGPASSWORD=$(db_env_value NINAIVALAIGAL_MEMORY_DB_PASSWORD) "$PG_BIN/psql" -X -q \
-      -h 127.0.0.1 -p "$COORDINATOR_PORT" -U ninaivalaigal_memory -d "$database" <<SQL
-\\pset pager off
-\\timing on
-BEGIN;
-SET LOCAL app.current_user_id = '$owner';
-SELECT id AS ctx FROM recording_contexts WHERE name LIKE 'overload-%' LIMIT 1 \\gset
--- Recall: plan a page of the newest 20 (+1) in a context, then load it.
-EXPLAIN (ANALYZE, VERBOSE, COSTS OFF)
-SELECT created_at, id, data_bytes FROM memories
- WHERE context_id = :ctx ORDER BY created_at DESC, id DESC LIMIT 21;
--- The same, naming the owner: on Citus, routed to the owner's one shard
--- instead of sent to all of them (RLS decides either way).
-EXPLAIN (ANALYZE, VERBOSE, COSTS OFF)
-SELECT created_at, id, data_bytes FROM memories
- WHERE owner_id = $owner AND context_id = :ctx ORDER BY created_at DESC, id DESC LIMIT 21;
-SELECT string_agg(id::text, ',') AS ids FROM (SELECT id FROM memories WHERE context_id = :ctx
- ORDER BY created_at DESC, id DESC LIMIT 20) AS page \\gset
-EXPLAIN (ANALYZE, COSTS OFF)
-SELECT m.id, m.data, c.name FROM memories m
-  JOIN recording_contexts c ON c.owner_id = m.owner_id AND c.id = m.context_id
- WHERE m.id IN (:ids) ORDER BY m.created_at DESC, m.id DESC;
--- Remember: lock the usage row, insert.
-EXPLAIN (ANALYZE, COSTS OFF)
-INSERT INTO memory_usage (owner_id) VALUES ($owner)
-    ON CONFLICT (owner_id) DO UPDATE SET owner_id = excluded.owner_id RETURNING memories;
-EXPLAIN (ANALYZE, COSTS OFF)
-INSERT INTO memories (owner_id, context_id, memory_type, data)
-VALUES ($owner, :ctx, 'note', '{"text": "explain"}');
-ROLLBACK;
-SQL
-  done
-} 2>&1 | tee "$OUT/explain.txt"
+bash "$CITUS_ROOT/explain.sh" "$SINGLE_DB" ninaivalaigal | tee "$OUT/explain.txt"
 
 say "figures in $OUT; the pair is left running against the Citus database"
 stop_service memory-service
