@@ -134,6 +134,11 @@ struct Args {
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/overload.json")]
     json: PathBuf,
+    /// Stop after the ramp (step 1): throughput and latency of Recall and
+    /// Remember, each on its own, at every level, then the capacity; for
+    /// comparing deployments (deploy/citus/figures.sh), not shedding.
+    #[arg(long)]
+    ramp_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -824,6 +829,7 @@ async fn main() -> Result<()> {
     let from = t0.elapsed();
     let ramp_length = Duration::from_secs(args.ramp_seconds);
     let mut ramp = Vec::new();
+    let mut ramp_by_rpc = Vec::new();
     let mut best = 0.0f64;
     let mut flat = 0;
     for &clients in RAMP_LEVELS.iter().filter(|&&c| c <= args.max_in_flight) {
@@ -835,6 +841,28 @@ async fn main() -> Result<()> {
             "ramp {clients:>4} clients: {throughput:>7.0} OK/s  {}  {counts:?}",
             percentiles_text(&p)
         );
+        let by_rpc: Vec<_> = MEMORY_RPCS
+            .iter()
+            .map(|&rpc| {
+                let of_rpc: Vec<Sample> =
+                    samples.iter().filter(|s| s.rpc == rpc).copied().collect();
+                (
+                    rpc,
+                    ok_per_second(&of_rpc, ramp_length),
+                    percentiles(&of_rpc, &[rpc]),
+                )
+            })
+            .collect();
+        if args.ramp_only {
+            for (rpc, throughput, p) in &by_rpc {
+                println!(
+                    "     {:>8}: {throughput:>7.0} OK/s  {}",
+                    rpc.name(),
+                    percentiles_text(p)
+                );
+            }
+        }
+        ramp_by_rpc.push(by_rpc);
         ramp.push((clients, throughput, p, counts));
         if throughput > best * GROWTH {
             flat = 0;
@@ -862,6 +890,25 @@ async fn main() -> Result<()> {
     println!(
         "capacity: {capacity:.0} req/s, reached at {capacity_clients} clients; normal load: {half_rate:.0} req/s open loop"
     );
+    if args.ramp_only {
+        let _ = stop_tx.send(true);
+        let report = json!({
+            "memory_url": args.memory_url,
+            "ramp": ramp.iter().zip(&ramp_by_rpc).map(|((c, t, p, s), by_rpc)| json!({
+                "clients": c, "ok_per_second": round(*t), "latency": percentiles_json(p), "statuses": s,
+                "by_rpc": by_rpc.iter().map(|(rpc, t, p)| json!({
+                    "rpc": rpc.name(), "ok_per_second": round(*t), "latency": percentiles_json(p),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "capacity": { "requests_per_second": round(capacity), "clients": capacity_clients },
+        });
+        if let Some(parent) = args.json.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
+        println!("JSON report: {}", args.json.display());
+        return Ok(());
+    }
 
     // Baseline: half of capacity, open loop, with the auth probes.
     let from = t0.elapsed();

@@ -21,6 +21,11 @@ pub struct Cluster {
     pub auth_password: String,
     /// Password of `ninaivalaigal_memory`.
     pub memory_password: String,
+    /// Ports of the other nodes of a Citus cluster whose coordinator is
+    /// [`Cluster::port`] (`CITUS_WORKER_PORTS` in `db.env`, written by
+    /// `deploy/citus/cluster.sh`); empty for a single server. Each test's
+    /// database is cloned on every one of them too.
+    pub worker_ports: Vec<u16>,
 }
 
 /// The roles the harness connects as.
@@ -49,15 +54,18 @@ impl Cluster {
 
     /// A `postgres://` URL for `role` on `database`.
     pub fn url(&self, role: Role, database: &str) -> String {
+        self.url_on(self.port, role, database)
+    }
+
+    /// A `postgres://` URL for `role` on `database` of the node on `port`
+    /// (the coordinator or a worker of a Citus cluster).
+    pub fn url_on(&self, port: u16, role: Role, database: &str) -> String {
         let (user, password) = match role {
             Role::Owner => ("ninaivalaigal_owner", &self.owner_password),
             Role::Auth => ("ninaivalaigal_auth", &self.auth_password),
             Role::Memory => ("ninaivalaigal_memory", &self.memory_password),
         };
-        format!(
-            "postgres://{user}:{password}@127.0.0.1:{}/{database}",
-            self.port
-        )
+        format!("postgres://{user}:{password}@127.0.0.1:{port}/{database}")
     }
 
     /// The URL the services under test get for `role` on `database`: the
@@ -94,6 +102,15 @@ impl Cluster {
             owner_password: vars.get("NINAIVALAIGAL_OWNER_DB_PASSWORD")?.to_string(),
             auth_password: vars.get("NINAIVALAIGAL_AUTH_DB_PASSWORD")?.to_string(),
             memory_password: vars.get("NINAIVALAIGAL_MEMORY_DB_PASSWORD")?.to_string(),
+            worker_ports: vars
+                .get("CITUS_WORKER_PORTS")
+                .map(|ports| {
+                    ports
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -1,4 +1,11 @@
 //! A fresh, migrated database per test.
+//!
+//! On a Citus cluster (`deploy/citus/test.sh`: `db.env` names the workers
+//! in `CITUS_WORKER_PORTS`), the template is one that script made and
+//! distributed, named by `NINAIVALAIGAL_TEST_TEMPLATE`, and each test's
+//! database is cloned from it on the coordinator and on every worker under
+//! the same name: the copies carry the same Citus metadata and shards, so
+//! together they are a distributed database of the test's own.
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -34,15 +41,19 @@ impl TestDb {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         );
-        let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
-        // WAL_LOG rather than FILE_COPY: FILE_COPY forces two checkpoints per
-        // database, which queue behind each other when tests run in parallel
-        // on a server that fsyncs.
-        conn.batch_execute(&format!(
-            "CREATE DATABASE {name} TEMPLATE {template} STRATEGY = WAL_LOG"
-        ))
-        .await
-        .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
+        for port in node_ports() {
+            let mut conn = connect_on(port, Role::Owner, MAINTENANCE_DB).await;
+            // WAL_LOG rather than FILE_COPY: FILE_COPY forces two checkpoints per
+            // database, which queue behind each other when tests run in parallel
+            // on a server that fsyncs.
+            conn.batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE {template} STRATEGY = WAL_LOG"
+            ))
+            .await
+            .unwrap_or_else(|error| {
+                panic!("cannot create test database {name} on port {port}: {error}")
+            });
+        }
         Self { name }
     }
 
@@ -91,12 +102,16 @@ impl Drop for TestDb {
                 .build()
                 .expect("a runtime to drop the test database");
             runtime.block_on(async move {
-                let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
-                if let Err(error) = conn
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                {
-                    eprintln!("warning: cannot drop test database {name}: {error}");
+                for port in node_ports() {
+                    let mut conn = connect_on(port, Role::Owner, MAINTENANCE_DB).await;
+                    if let Err(error) = conn
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                    {
+                        eprintln!(
+                            "warning: cannot drop test database {name} on port {port}: {error}"
+                        );
+                    }
                 }
             });
         });
@@ -133,10 +148,36 @@ async fn drop_orphans(conn: &mut AsyncPgConnection) {
 
 /// Connects as `role` to `database`, panicking with the reason on failure.
 pub async fn connect(role: Role, database: &str) -> AsyncPgConnection {
-    let url = Cluster::get().url(role, database);
+    connect_on(Cluster::get().port, role, database).await
+}
+
+/// Connects as `role` to `database` on the node at `port` (a Citus
+/// worker, for checks on what each worker holds).
+pub async fn connect_on(port: u16, role: Role, database: &str) -> AsyncPgConnection {
+    let url = Cluster::get().url_on(port, role, database);
     AsyncPgConnection::establish(&url)
         .await
-        .unwrap_or_else(|error| panic!("cannot connect as {role:?} to {database}: {error}"))
+        .unwrap_or_else(|error| {
+            panic!("cannot connect as {role:?} to {database} on port {port}: {error}")
+        })
+}
+
+/// The server, or the coordinator and then the workers of a Citus cluster.
+fn node_ports() -> Vec<u16> {
+    let cluster = Cluster::get();
+    std::iter::once(cluster.port)
+        .chain(cluster.worker_ports.iter().copied())
+        .collect()
+}
+
+/// The template a test run outside the harness prepared, if any.
+fn prepared_template() -> Option<String> {
+    let name = std::env::var("NINAIVALAIGAL_TEST_TEMPLATE").ok()?;
+    assert!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "NINAIVALAIGAL_TEST_TEMPLATE must be a plain database name, not {name:?}"
+    );
+    Some(name)
 }
 
 /// The migrated template for the current migrations, built once per schema
@@ -145,6 +186,16 @@ async fn template() -> &'static str {
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE
         .get_or_init(|| async {
+            if let Some(name) = prepared_template() {
+                for port in node_ports() {
+                    drop_orphans(&mut connect_on(port, Role::Owner, MAINTENANCE_DB).await).await;
+                }
+                return name;
+            }
+            assert!(
+                Cluster::get().worker_ports.is_empty(),
+                "a Citus cluster needs a distributed template: run the tests with deploy/citus/test.sh"
+            );
             let name = format!("ninaivalaigal_template_{:016x}", migrations_fingerprint());
             let mut conn = connect(Role::Owner, MAINTENANCE_DB).await;
             let lock_key = 0x6e69_6e61_6976_616c_u64 as i64; // "ninaival"
@@ -230,4 +281,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             }
         })
         .collect()
+}
+
+/// Sets the row-level security user for the rest of the open transaction,
+/// in the one way the memory-service does (`SET LOCAL`, which Citus forwards
+/// to its workers and a transaction-mode pooler keeps to the transaction).
+pub async fn set_rls_user(conn: &mut AsyncPgConnection, user_id: i64) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!("SET LOCAL app.current_user_id = '{user_id}'"))
+        .await
 }

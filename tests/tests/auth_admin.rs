@@ -4,13 +4,15 @@
 // Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ninaivalaigal::auth_v1::{
     DeleteUserRequest, DisableUserRequest, ListUsersRequest, LoginRequest, RefreshRequest,
     WhoAmIRequest,
 };
-use ninaivalaigal_tests::{TEST_PASSWORD, TestPair, auth_rows, bearer, cluster::Role, spawn_pair};
+use ninaivalaigal_tests::{
+    TEST_PASSWORD, TestPair, auth_rows, bearer, cluster::Role, db::set_rls_user, spawn_pair,
+};
 use tonic::Code;
 
 fn list(page_size: i32, page_token: &str) -> ListUsersRequest {
@@ -330,10 +332,7 @@ async fn admins_get_clear_errors_for_unknown_malformed_and_own_accounts() {
 async fn add_recording_context(pair: &TestPair, owner_id: i64) {
     let mut conn = pair.db.connect(Role::Memory).await;
     conn.transaction(async |conn| {
-        diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-            .bind::<Text, _>(owner_id.to_string())
-            .execute(conn)
-            .await?;
+        set_rls_user(conn, owner_id).await?;
         diesel::sql_query("INSERT INTO recording_contexts (owner_id, name) VALUES ($1, 'p')")
             .bind::<BigInt, _>(owner_id)
             .execute(conn)
@@ -352,10 +351,7 @@ async fn count_contexts(pair: &TestPair, owner_id: i64) -> i64 {
     }
     let mut conn = pair.db.connect(Role::Memory).await;
     conn.transaction(async |conn| {
-        diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-            .bind::<Text, _>(owner_id.to_string())
-            .execute(conn)
-            .await?;
+        set_rls_user(conn, owner_id).await?;
         let count: Count = diesel::sql_query("SELECT count(*) AS count FROM recording_contexts")
             .get_result(conn)
             .await?;

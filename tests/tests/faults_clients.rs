@@ -17,7 +17,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use ninaivalaigal::{memory_v1 as pb, settings::Seconds};
 use ninaivalaigal_tests::{
-    PairSettings, TestPair, TestUser, bearer, cluster::Role, eventually,
+    PairSettings, TestPair, TestUser, bearer, cluster::Role, db::set_rls_user, eventually,
     faults::client_deadline_as_deadline_exceeded, raw_h2, spawn_pair_with,
 };
 use prost::Message;
@@ -96,11 +96,7 @@ async fn count_marker(conn: &mut AsyncPgConnection, user: &TestUser, marker: &st
         count: i64,
     }
     conn.batch_execute("BEGIN").await.unwrap();
-    diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-        .bind::<Text, _>(user.id.to_string())
-        .execute(conn)
-        .await
-        .unwrap();
+    set_rls_user(conn, user.id).await.unwrap();
     let row: Count =
         diesel::sql_query("SELECT count(*) AS count FROM memories WHERE data->>'marker' = $1")
             .bind::<Text, _>(marker)
@@ -124,11 +120,7 @@ async fn requests_abandoned_on_a_row_lock_leave_no_transaction_and_no_held_conne
     let mut locker = pair.db.connect(Role::Memory).await;
     let locker_pid = backend_pid(&mut locker).await;
     locker.batch_execute("BEGIN").await.unwrap();
-    diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-        .bind::<Text, _>(user.id.to_string())
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    set_rls_user(&mut locker, user.id).await.unwrap();
     locker
         .batch_execute(&format!(
             "SELECT id FROM recording_contexts WHERE name = '{CONTEXT}' FOR UPDATE"

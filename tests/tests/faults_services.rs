@@ -16,6 +16,7 @@ use ninaivalaigal::auth_v1::LogoutRequest;
 use ninaivalaigal_tests::{
     TestDb, TestUser, bearer,
     cluster::Role,
+    db::set_rls_user,
     eventually,
     faults::{Traffic, reconcile, stored_memories, wait_for_health},
     spawn_pair,
@@ -61,11 +62,7 @@ async fn memories_of(
     user: &TestUser,
 ) -> Vec<ninaivalaigal_tests::faults::StoredMemory> {
     conn.batch_execute("BEGIN").await.unwrap();
-    diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-        .bind::<Text, _>(user.id.to_string())
-        .execute(conn)
-        .await
-        .unwrap();
+    set_rls_user(conn, user.id).await.unwrap();
     let stored = stored_memories(conn).await;
     conn.batch_execute("COMMIT").await.unwrap();
     stored

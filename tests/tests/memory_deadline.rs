@@ -52,7 +52,7 @@ async fn start_recording_past_the_deadline(
     let mut holder = pair.db.connect(Role::Memory).await;
     holder
         .batch_execute(&format!(
-            "BEGIN; SELECT set_config('app.current_user_id', '{}', true); \
+            "BEGIN; SET LOCAL app.current_user_id = '{}'; \
              SELECT id FROM recording_contexts FOR UPDATE",
             user.id
         ))

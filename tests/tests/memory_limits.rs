@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use diesel::{QueryableByName, sql_types::BigInt};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ninaivalaigal::{auth_v1::DeleteUserRequest, memory_v1 as pb};
-use ninaivalaigal_tests::{PairSettings, bearer, cluster::Role, spawn_pair, spawn_pair_with};
+use ninaivalaigal_tests::{
+    PairSettings, bearer, cluster::Role, db::set_rls_user, spawn_pair, spawn_pair_with,
+};
 use serde_json::json;
 use tonic::Code;
 
@@ -223,10 +225,7 @@ async fn usage_rows_are_private_to_their_owner_in_the_database() {
     let alice_id = alice.id;
     let bob_id = bob.id;
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-            .bind::<diesel::sql_types::Text, _>(bob_id.to_string())
-            .execute(conn)
-            .await?;
+        set_rls_user(conn, bob_id).await?;
         let rows: Vec<Usage> =
             diesel::sql_query("SELECT owner_id, memories, bytes FROM memory_usage")
                 .load(conn)
@@ -288,10 +287,7 @@ async fn deleting_an_account_with_memories_takes_its_usage_with_it() {
     let mut conn = pair.db.connect(Role::Memory).await;
     let user_id = user.id;
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        diesel::sql_query("SELECT set_config('app.current_user_id', $1, true)")
-            .bind::<diesel::sql_types::Text, _>(user_id.to_string())
-            .execute(conn)
-            .await?;
+        set_rls_user(conn, user_id).await?;
         let rows: Vec<Usage> =
             diesel::sql_query("SELECT owner_id, memories, bytes FROM memory_usage")
                 .load(conn)

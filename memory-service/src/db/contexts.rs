@@ -1,5 +1,6 @@
 //! Queries on `recording_contexts`. Row-level security limits every one of
-//! them to the caller's rows; none filters by owner itself.
+//! them to the caller's rows; none filters by owner itself, but for
+//! [`lock_all`], which must name the owner's shard on Citus.
 
 use std::collections::HashMap;
 
@@ -39,12 +40,17 @@ pub async fn find_recording(conn: &mut AsyncPgConnection) -> Result<Option<Conte
         .optional()?)
 }
 
-/// Locks every context of the caller, so that concurrent StartRecording
-/// calls take turns instead of racing for the one-recording index.
-pub async fn lock_all(conn: &mut AsyncPgConnection) -> Result<()> {
+/// Locks every context of the caller (`owner_id`, the scope's user), so that
+/// concurrent StartRecording calls take turns instead of racing for the
+/// one-recording index.
+pub async fn lock_all(conn: &mut AsyncPgConnection, owner_id: i64) -> Result<()> {
     // In id order: two transactions that lock in different orders deadlock,
-    // and a seqscan's order changes as updates move rows.
+    // and a seqscan's order changes as updates move rows. The owner filter
+    // restricts nothing that row-level security has not already; it names
+    // the one shard on Citus, which locks rows only in a query routed to a
+    // single shard.
     recording_contexts::table
+        .filter(recording_contexts::owner_id.eq(owner_id))
         .select(recording_contexts::id)
         .order(recording_contexts::id)
         .for_update()

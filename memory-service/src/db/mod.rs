@@ -8,11 +8,10 @@ pub mod memories;
 pub mod models;
 pub mod usage;
 
-use diesel::{
-    result::{DatabaseErrorKind, Error as DieselError},
-    sql_types::Text,
-};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::future::BoxFuture;
 use ninaivalaigal::db::PgPool;
 use tokio::time::Instant;
@@ -25,7 +24,7 @@ use crate::{
 /// Runs `work` in one transaction as the scope's user, within its deadline:
 /// checks a connection out, begins, and in one round trip sets
 /// `app.current_user_id` and `statement_timeout` for this transaction only
-/// (`is_local`, so neither can leak to the next user of the pooled
+/// (`SET LOCAL`, so neither can leak to the next user of the pooled
 /// connection), then runs `work` and commits, or rolls back if it fails.
 ///
 /// Each statement may run for the time left when the transaction began
@@ -39,24 +38,34 @@ where
 {
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
-    let user_id = scope.user.user_id.to_string();
     // Measured after the checkout, which may have waited.
     let budget = scope.statement_budget();
-    let timeout_ms = budget.as_millis().min(i32::MAX as u128).to_string();
+    let settings = transaction_settings(scope.user.user_id, budget);
     let timed_out_after = Instant::now() + budget;
     conn.transaction(async move |conn| {
-        diesel::sql_query(
-            "SELECT set_config('app.current_user_id', $1, true), \
-                    set_config('statement_timeout', $2, true)",
-        )
-        .bind::<Text, _>(&user_id)
-        .bind::<Text, _>(&timeout_ms)
-        .execute(conn)
-        .await?;
+        conn.batch_execute(&settings).await?;
         work(conn).await
     })
     .await
     .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
+}
+
+/// The statements that open every user transaction: who the caller is and
+/// how long each statement may run, both transaction-local.
+///
+/// `SET LOCAL` rather than `set_config(..., true)`: it means the same on one
+/// server and behind a transaction-mode pooler, and it is the form Citus
+/// forwards to its workers (with `citus.propagate_set_commands = 'local'`),
+/// where the row-level security policies of the shards read it; a
+/// `set_config` call stays on the coordinator, and the workers see no user.
+/// `SET` takes no bound parameters, so the values are formatted into the
+/// text, from an `i64` (the verified token's id) and a number of
+/// milliseconds: digits and a sign, never text a client chose.
+pub fn transaction_settings(user_id: i64, statement_budget: Duration) -> String {
+    let timeout_ms = statement_budget.as_millis().clamp(1, i32::MAX as u128);
+    format!(
+        "SET LOCAL app.current_user_id = '{user_id}'; SET LOCAL statement_timeout = {timeout_ms}"
+    )
 }
 
 /// A statement cancelled by `statement_timeout` as DEADLINE_EXCEEDED.
@@ -83,9 +92,26 @@ fn deadline_exceeded_if_timed_out(error: Error, timed_out_after: Instant) -> Err
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    #[test]
+    fn the_settings_are_transaction_local_and_formatted_from_numbers() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            transaction_settings(42, ms(29_900)),
+            "SET LOCAL app.current_user_id = '42'; SET LOCAL statement_timeout = 29900"
+        );
+        // Never 0, which PostgreSQL reads as "no timeout"; never past its maximum.
+        assert!(transaction_settings(1, Duration::ZERO).ends_with("statement_timeout = 1"));
+        assert!(
+            transaction_settings(i64::MIN, Duration::from_secs(u64::MAX))
+                .starts_with("SET LOCAL app.current_user_id = '-9223372036854775808';")
+        );
+        assert!(
+            transaction_settings(1, Duration::from_secs(u64::MAX))
+                .ends_with(&format!("statement_timeout = {}", i32::MAX))
+        );
+    }
 
     fn unknown_database_error() -> Error {
         Error::Database(DieselError::DatabaseError(

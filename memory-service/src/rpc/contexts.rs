@@ -162,10 +162,11 @@ pub async fn start_recording(
     let scope = RequestScope::of(&request)?;
     tracing::Span::current().record("user_id", scope.user.user_id);
     let name = ContextName::parse("name", &request.get_ref().name)?;
+    let owner_id = scope.user.user_id;
     let (context, previous) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             // Concurrent starts take turns, so each sees the other's result.
-            contexts::lock_all(conn).await?;
+            contexts::lock_all(conn, owner_id).await?;
             let target = find_named(conn, &name).await?;
             let mut previous = String::new();
             if let Some(current) = contexts::find_recording(conn).await?
