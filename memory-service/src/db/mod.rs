@@ -7,6 +7,9 @@ pub mod contexts;
 pub mod memories;
 pub mod models;
 pub mod usage;
+pub mod writer;
+
+use std::time::Duration;
 
 use diesel::{
     result::{DatabaseErrorKind, Error as DieselError},
@@ -59,6 +62,44 @@ where
     .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
 
+/// Runs `work` as `user_id` in one read-only REPEATABLE READ transaction:
+/// every statement sees the same snapshot, so an export paged through many
+/// statements is consistent however long it takes. Each statement may run
+/// for `budget` (the export's own time limit; the caller also ends the
+/// whole transaction when it passes).
+pub async fn with_user_snapshot<R, F>(
+    pool: &PgPool,
+    user_id: i64,
+    budget: Duration,
+    work: F,
+) -> Result<R>
+where
+    R: Send + 'static,
+    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send + 'static,
+{
+    let mut pooled = pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let user_id = user_id.to_string();
+    let timeout_ms = budget.as_millis().clamp(1, i32::MAX as u128).to_string();
+    let timed_out_after = Instant::now() + budget;
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(async move |conn| {
+            diesel::sql_query(
+                "SELECT set_config('app.current_user_id', $1, true), \
+                        set_config('statement_timeout', $2, true)",
+            )
+            .bind::<Text, _>(&user_id)
+            .bind::<Text, _>(&timeout_ms)
+            .execute(conn)
+            .await?;
+            work(conn).await
+        })
+        .await
+        .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
+}
+
 /// A statement cancelled by `statement_timeout` as DEADLINE_EXCEEDED.
 /// diesel does not pass the SQLSTATE (57014) on, so this goes by time: no
 /// statement can have timed out before `timed_out_after` (its timer starts
@@ -83,8 +124,6 @@ fn deadline_exceeded_if_timed_out(error: Error, timed_out_after: Instant) -> Err
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn unknown_database_error() -> Error {
