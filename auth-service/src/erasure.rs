@@ -7,8 +7,6 @@
 //! trail about the account down to its id and the events, and deletes the
 //! account. What it counted is the receipt.
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -28,8 +26,8 @@ use crate::{
 pub enum Requester {
     /// The account's owner, who gave the password again.
     Owner,
-    /// An administrator, by account id, from this client address.
-    Admin(i64, Option<IpAddr>),
+    /// An administrator, by account id.
+    Admin(i64),
 }
 
 /// What an erasure removed, and when.
@@ -151,12 +149,10 @@ async fn record(
         "refresh_tokens": receipt.refresh_tokens,
     });
     let event = match requester {
-        // Not even the client address: it would be the erased user's.
+        // No client address, whoever asked: a row about the account keeps
+        // only ids, the event and counts.
         Requester::Owner => AuditEvent::new(Event::AccountDeleted, None),
-        // The admin's own address is theirs to keep in the trail.
-        Requester::Admin(admin, client) => {
-            AuditEvent::new(Event::AdminDeleteUser, client).actor(admin)
-        }
+        Requester::Admin(admin) => AuditEvent::new(Event::AdminDeleteUser, None).actor(admin),
     };
     event
         .user(receipt.user_id)

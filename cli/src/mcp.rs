@@ -17,6 +17,7 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use uuid::Uuid;
 
 use crate::{
     client::App,

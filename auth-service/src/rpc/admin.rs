@@ -125,7 +125,7 @@ pub async fn disable_user(
 #[tracing::instrument(skip_all)]
 pub async fn delete_user(
     state: &AuthState,
-    client: Option<IpAddr>,
+    _client: Option<IpAddr>,
     metadata: &MetadataMap,
     request: pb::DeleteUserRequest,
 ) -> Result<pb::DeleteUserResponse> {
@@ -135,7 +135,7 @@ pub async fn delete_user(
         .transaction(async |conn| {
             let target = target(conn, &caller, &request.email, "delete").await?;
             // The same erasure as the user's own DeleteAccount.
-            erasure::erase(conn, &target, Requester::Admin(caller.user.id, client)).await
+            erasure::erase(conn, &target, Requester::Admin(caller.user.id)).await
         })
         .await?;
     tracing::info!(
