@@ -558,7 +558,12 @@ mod tests {
                 next_page_token: None,
             }
             .human(),
-            RememberedView { memory }.human(),
+            RememberedView {
+                memory,
+                request_id: String::new(),
+                already_stored: true,
+            }
+            .human(),
         ];
         for text in texts {
             assert!(
