@@ -32,6 +32,7 @@ diesel::table! {
         search -> Tsvector,
         created_at -> Timestamptz,
         data_bytes -> Int4,
+        request_id -> Nullable<Uuid>,
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
 
 use crate::exit::EXIT_CODES_HELP;
 
@@ -115,6 +116,13 @@ pub enum Command {
     Recall(RecallArgs),
     /// Delete one memory by id.
     Forget(ForgetArgs),
+    /// Write your memories as JSON lines (one context, or all) to stdout or a file.
+    Export(ExportArgs),
+    /// Recreate contexts and memories from a file `eM export` wrote; safe to run twice.
+    Import(ImportArgs),
+    /// Manage your account.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Serve the memory tools to an AI assistant over MCP on stdio.
     Mcp,
 }
@@ -206,6 +214,10 @@ pub struct RememberArgs {
     /// Context to store into [default: the one recording now].
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Id of this write (a UUID) [default: a new one]. Give the same id when
+    /// you run the command again for the same memory, and it is stored once.
+    #[arg(long, value_name = "UUID")]
+    pub request_id: Option<Uuid>,
 }
 
 /// `eM recall`.
@@ -234,6 +246,43 @@ pub struct RecallArgs {
     pub limit: u32,
 }
 
+/// `eM export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this context [default: every context].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Write to this file instead of stdout (then the summary goes to stdout).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `eM import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file `eM export` wrote (JSON lines).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Memories per request, at most the server's NINAIVALAIGAL_MAX_BATCH_MEMORIES.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000), hide_short_help = true)]
+    pub batch_size: u32,
+}
+
+/// `eM account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Erase your account: every context, memory and session, for good.
+    /// Asks for confirmation and for your password.
+    Delete {
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Read the password from the first line of stdin (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
 /// `eM forget`.
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -259,6 +308,17 @@ mod tests {
             vec!["eM", "login", "--email", "a@example.com"],
             vec!["eM", "logout"],
             vec!["eM", "logout", "--local"],
+            vec!["eM", "export", "--context", "proj"],
+            vec!["eM", "export", "-o", "memories.jsonl"],
+            vec!["eM", "import", "memories.jsonl"],
+            vec!["eM", "account", "delete", "--yes", "--password-stdin"],
+            vec![
+                "eM",
+                "remember",
+                "{}",
+                "--request-id",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+            ],
             vec!["eM", "whoami"],
             vec!["eM", "contexts"],
             vec!["eM", "context", "create", "proj"],

@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod credentials;
 mod exit;
+mod export_format;
 mod mcp;
 mod output;
 mod session;

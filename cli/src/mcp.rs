@@ -17,6 +17,7 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use uuid::Uuid;
 
 use crate::{
     client::App,
@@ -47,6 +48,12 @@ pub struct RememberParams {
     /// Context to store into; by default the context that is recording.
     #[serde(default)]
     pub context: Option<String>,
+    /// Optional id of this write, a UUID you choose: when you call
+    /// `remember` again for the same memory (say, after a timeout), send the
+    /// same id and it is stored once. Without it, a new id is used (and
+    /// reused on eM's own retries).
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 /// Arguments of `recall`.
@@ -139,12 +146,27 @@ impl MemoryTools {
         description = "Store one memory (a JSON object with a type) in a context, by default the one that is recording. Returns the stored memory with its id."
     )]
     async fn remember(&self, Parameters(params): Parameters<RememberParams>) -> ToolResult {
+        let request_id = match params
+            .request_id
+            .as_deref()
+            .map(Uuid::try_parse)
+            .transpose()
+        {
+            Ok(request_id) => request_id,
+            Err(_) => {
+                return Err(
+                    "request_id must be a UUID such as 67e55044-10b1-426f-9247-bb680e5fe0c8"
+                        .to_owned(),
+                );
+            }
+        };
         reply(
             memories::remember(
                 &self.app,
                 params.context.as_deref(),
                 &params.kind,
                 params.data,
+                request_id,
             )
             .await,
         )

@@ -213,6 +213,35 @@ impl Render for LogoutView {
     }
 }
 
+/// `account delete`: the receipt of the erasure.
+#[derive(Debug, Serialize)]
+pub struct DeletedAccountView {
+    pub user_id: i64,
+    pub contexts: i64,
+    pub memories: i64,
+    pub sessions: i64,
+    pub refresh_tokens: i64,
+    pub audit_events_scrubbed: i64,
+    pub erase_time: Option<DateTime<Utc>>,
+    /// Whether the saved login was deleted too.
+    pub credentials_removed: bool,
+}
+
+impl Render for DeletedAccountView {
+    fn human(&self) -> String {
+        format!(
+            "Erased account {} at {}: {} contexts, {} memories, {} sessions, {} refresh tokens; {} audit rows now keep only the account's id and the event.",
+            self.user_id,
+            human_time(self.erase_time),
+            self.contexts,
+            self.memories,
+            self.sessions,
+            self.refresh_tokens,
+            self.audit_events_scrubbed
+        )
+    }
+}
+
 /// A context.
 #[derive(Clone, Debug, Serialize)]
 pub struct ContextView {
@@ -390,12 +419,21 @@ impl TryFrom<memory_v1::Memory> for MemoryView {
 #[derive(Debug, Serialize)]
 pub struct RememberedView {
     pub memory: MemoryView,
+    /// The id the write was sent (and any retry resent) with.
+    pub request_id: String,
+    /// True when that id had stored the memory already (nothing new stored).
+    pub already_stored: bool,
 }
 
 impl Render for RememberedView {
     fn human(&self) -> String {
+        let verb = if self.already_stored {
+            "Already remembered"
+        } else {
+            "Remembered"
+        };
         format!(
-            "Remembered {} {} in context {}.",
+            "{verb} {} {} in context {}.",
             escape(&self.memory.kind),
             self.memory.id,
             escape(&self.memory.context)
@@ -520,7 +558,12 @@ mod tests {
                 next_page_token: None,
             }
             .human(),
-            RememberedView { memory }.human(),
+            RememberedView {
+                memory,
+                request_id: String::new(),
+                already_stored: true,
+            }
+            .human(),
         ];
         for text in texts {
             assert!(

@@ -65,6 +65,12 @@ impl AuthService for Forward {
     ) -> Result<Response<auth_v1::GetJwksResponse>, Status> {
         self.0.clone().get_jwks(pass(request)).await
     }
+    async fn delete_account(
+        &self,
+        request: Request<auth_v1::DeleteAccountRequest>,
+    ) -> Result<Response<auth_v1::DeleteAccountResponse>, Status> {
+        self.0.clone().delete_account(pass(request)).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use memory_service::{
     input::{ContextName, Description, MemoryData, MemoryId, MemoryType, visibility},
     paging::{CONTEXTS_PAGE_LIMITS, ContextsCursor},
     recall::RecallQuery,
+    writes::{BatchLimits, Write},
 };
 use ninaivalaigal::{auth_v1, memory_v1, paging};
 use prost::Message;
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&rpc, message)) = data.split_first() else {
         return;
     };
-    match rpc % 18 {
+    match rpc % 21 {
         0 => memory(create_context, message),
         1 => memory(list_contexts, message),
         2 => memory(|r: memory_v1::GetContextRequest| name(&r.name), message),
@@ -56,7 +57,17 @@ fuzz_target!(|data: &[u8]| {
         14 => auth(|_: auth_v1::GetJwksRequest| Ok(()), message),
         15 => auth(list_users, message),
         16 => auth(|r: auth_v1::DisableUserRequest| email(&r.email), message),
-        _ => auth(|r: auth_v1::DeleteUserRequest| email(&r.email), message),
+        17 => auth(|r: auth_v1::DeleteUserRequest| email(&r.email), message),
+        18 => memory(remember_many, message),
+        19 => memory(import_memories, message),
+        // DeleteAccount's only field is the password, checked by bcrypt;
+        // ExportMemories reads an optional context name.
+        _ => memory(
+            |r: memory_v1::ExportMemoriesRequest| {
+                ContextName::parse_optional("context", &r.context).map(drop)
+            },
+            message,
+        ),
     }
 });
 
@@ -133,6 +144,43 @@ fn remember(request: memory_v1::RememberRequest) -> MemoryResult {
     assert!(json.len() <= MAX_MEMORY_BYTES);
     // What is stored reads back as a record.
     ninaivalaigal::json::text_to_struct(&json).expect("stored JSON reads back");
+    Ok(())
+}
+
+/// The memory-service's default batch limits.
+const BATCH: BatchLimits = BatchLimits {
+    max_memories: 100,
+    max_bytes: 4 * 1024 * 1024,
+};
+
+/// Every write of a batch keeps the promises of a single Remember, and an
+/// error names the item.
+fn checked(write: &Write) {
+    assert!(write.data.0.len() <= MAX_MEMORY_BYTES);
+    assert_eq!(write.bytes as usize, write.data.0.len());
+    ninaivalaigal::json::text_to_struct(&write.data.0).expect("stored JSON reads back");
+}
+
+fn remember_many(request: memory_v1::RememberManyRequest) -> MemoryResult {
+    let count = request.memories.len();
+    let writes = BATCH.remember_many(request, MAX_MEMORY_BYTES)?;
+    assert!((1..=BATCH.max_memories).contains(&count) && writes.len() == count);
+    writes.iter().for_each(checked);
+    Ok(())
+}
+
+fn import_memories(request: memory_v1::ImportMemoriesRequest) -> MemoryResult {
+    let now = chrono::Utc::now();
+    let batch = BATCH.import(request, MAX_MEMORY_BYTES, now)?;
+    for write in &batch.memories {
+        checked(write);
+        assert!(write.request_id.is_some());
+        assert!(
+            write
+                .created_at
+                .is_some_and(|time| time <= now + chrono::Duration::minutes(5))
+        );
+    }
     Ok(())
 }
 

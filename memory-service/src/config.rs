@@ -103,6 +103,34 @@ pub struct Settings {
     #[arg(long, env = "NINAIVALAIGAL_MAX_MEMORY_BYTES_PER_USER", default_value_t = 1 << 30,
           value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub max_memory_bytes_per_user: u64,
+
+    /// Most memories in one RememberMany or ImportMemories call (and most
+    /// contexts in one ImportMemories call); more is INVALID_ARGUMENT.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_BATCH_MEMORIES", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_batch_memories: u32,
+
+    /// Largest RememberMany or ImportMemories request, in bytes of the
+    /// encoded message; a larger one is refused as it arrives
+    /// (INVALID_ARGUMENT). Never less than what one memory needs.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_BATCH_BYTES", default_value_t = 4 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batch_bytes: u32,
+
+    /// Most exports running at once (each holds a database connection while
+    /// its client reads); more is RESOURCE_EXHAUSTED. One per user always.
+    #[arg(long, env = "NINAIVALAIGAL_MAX_CONCURRENT_EXPORTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_exports: u32,
+
+    /// Longest an export may stream, in seconds; then it ends with
+    /// DEADLINE_EXCEEDED.
+    #[arg(
+        long,
+        env = "NINAIVALAIGAL_EXPORT_TIMEOUT_SECONDS",
+        default_value = "600"
+    )]
+    pub export_timeout_seconds: Seconds,
 }
 
 impl Settings {
@@ -118,6 +146,12 @@ impl Settings {
     /// larger request is refused naming the memory limit.
     pub fn max_request_bytes(&self) -> usize {
         (self.max_memory_bytes as usize).saturating_mul(6) + 64 * 1024
+    }
+
+    /// Largest batch request accepted: the setting, but never less than one
+    /// memory's request.
+    pub fn max_batch_request_bytes(&self) -> usize {
+        (self.max_batch_bytes as usize).max(self.max_request_bytes())
     }
 }
 
@@ -142,6 +176,10 @@ mod tests {
         assert_eq!(settings.max_response_bytes, 3 * 1024 * 1024);
         assert_eq!(settings.max_memories_per_user, 100_000);
         assert_eq!(settings.max_memory_bytes_per_user, 1 << 30);
+        assert_eq!(settings.max_batch_memories, 100);
+        assert_eq!(settings.max_batch_request_bytes(), 4 * 1024 * 1024);
+        assert_eq!(settings.max_concurrent_exports, 4);
+        assert_eq!(settings.export_timeout_seconds.0, Duration::from_secs(600));
         assert!(settings.jwt.secret.is_none());
     }
 

@@ -60,6 +60,23 @@ impl From<PagingError> for Error {
     }
 }
 
+impl Error {
+    /// The same error, its message starting with the place in the request
+    /// it concerns (`memories[3]: ...`), so a client can tell which item of
+    /// a batch to fix. Errors that are not the client's stay as they are.
+    pub fn at(self, field: &str, index: usize) -> Self {
+        let place = |message: String| format!("{field}[{index}]: {message}");
+        match self {
+            Self::InvalidArgument(message) => Self::InvalidArgument(place(message)),
+            Self::NotFound(message) => Self::NotFound(place(message)),
+            Self::AlreadyExists(message) => Self::AlreadyExists(place(message)),
+            Self::FailedPrecondition(message) => Self::FailedPrecondition(place(message)),
+            Self::ResourceExhausted(message) => Self::ResourceExhausted(place(message)),
+            other => other,
+        }
+    }
+}
+
 /// Result of the memory-service's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

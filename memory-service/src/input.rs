@@ -3,8 +3,10 @@
 
 use std::fmt;
 
-use ninaivalaigal::{json::struct_to_text, memory_v1 as pb};
-use prost_types::Struct;
+use chrono::{DateTime, Utc};
+use ninaivalaigal::{json::struct_to_text, memory_v1 as pb, timestamp};
+use prost_types::{Struct, Timestamp};
+use uuid::Uuid;
 
 use crate::error::Error;
 
@@ -197,6 +199,70 @@ impl MemoryData {
     }
 }
 
+/// A client's request id: a UUID in its usual hyphenated form (any case),
+/// which makes a retried write a no-op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(Uuid);
+
+impl RequestId {
+    /// Longest text accepted before it is parsed (a UUID is 36 characters;
+    /// braces or a `urn:uuid:` prefix are refused all the same).
+    const MAX_LEN: usize = 36;
+
+    /// Parses an optional request id: empty means none.
+    pub fn parse_optional(field: &str, value: &str) -> Result<Option<Self>, Error> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        Self::parse(field, value).map(Some)
+    }
+
+    /// Parses a required request id.
+    pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
+        let invalid = || {
+            Error::InvalidArgument(format!(
+                "{field} must be a UUID such as 67e55044-10b1-426f-9247-bb680e5fe0c8 (choose one per memory and send it again on retries)"
+            ))
+        };
+        if value.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{field} is required: a UUID that makes importing this memory again a no-op"
+            )));
+        }
+        if value.len() != Self::MAX_LEN {
+            return Err(invalid());
+        }
+        Uuid::try_parse(value).map(Self).map_err(|_| invalid())
+    }
+
+    /// The UUID.
+    pub fn get(self) -> Uuid {
+        self.0
+    }
+}
+
+/// How far in the future an imported time may lie: the clocks of the
+/// exporting and the importing server may differ this much.
+pub const IMPORT_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The original time of an imported memory or context: a valid `Timestamp`
+/// no later than `now` (plus [`IMPORT_CLOCK_SKEW`]), so imported memories
+/// never sort ahead of ones yet to be written.
+pub fn imported_time(
+    field: &'static str,
+    value: &Timestamp,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Error> {
+    let time = timestamp::from_timestamp(field, value)
+        .map_err(|error| Error::InvalidArgument(error.to_string()))?;
+    if time > now + IMPORT_CLOCK_SKEW {
+        return Err(Error::InvalidArgument(format!(
+            "{field} {time} is in the future; an imported time must be no later than now"
+        )));
+    }
+    Ok(time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +319,44 @@ mod tests {
             r#"{"a":"bc"}"#
         );
         assert!(MemoryData::parse(Some(data), 9).is_err());
+    }
+
+    #[test]
+    fn request_ids_are_uuids() {
+        let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        assert_eq!(
+            RequestId::parse("request_id", id)
+                .unwrap()
+                .get()
+                .to_string(),
+            id
+        );
+        assert!(RequestId::parse("request_id", &id.to_uppercase()).is_ok());
+        assert_eq!(RequestId::parse_optional("request_id", "").unwrap(), None);
+        for bad in [
+            "",
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+            "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "67e55044-10b1-426f-9247-bb680e5fe0cg",
+            "' OR 1=1 --",
+        ] {
+            let error = RequestId::parse("request_id", bad).unwrap_err();
+            assert!(error.to_string().contains("request_id"), "{error}");
+        }
+    }
+
+    #[test]
+    fn imported_times_are_valid_and_not_in_the_future() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |seconds| Timestamp { seconds, nanos: 0 };
+        assert!(imported_time("create_time", &at(1_000_000_000), now).is_ok());
+        assert!(imported_time("create_time", &at(1_800_000_060), now).is_ok());
+        assert!(imported_time("create_time", &at(1_800_001_000), now).is_err());
+        let bad = Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert!(imported_time("create_time", &bad, now).is_err());
     }
 }

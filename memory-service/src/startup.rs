@@ -16,13 +16,15 @@ use tower::Layer;
 use crate::{
     auth::{Authenticator, RequireUserLayer},
     config::Settings,
+    exports::Exports,
     jwks::JwksSource,
     quota::Quota,
     revocation::RevocationList,
     rpc::{MemoryRpc, MemoryState},
+    writes::BatchLimits,
 };
 
-/// Largest request of every RPC but Remember: names, filters, page tokens.
+/// Largest request of every RPC but the writes: names, filters, page tokens.
 const SMALL_REQUEST_BYTES: usize = 16 * 1024;
 
 /// A bound, ready-to-serve memory-service.
@@ -131,15 +133,38 @@ impl Application {
                 settings.max_memories_per_user,
                 settings.max_memory_bytes_per_user,
             ),
-        }));
-        let body_limits = BodyLimits::new(SMALL_REQUEST_BYTES).with(
-            "/ninaivalaigal.memory.v1.MemoryService/Remember",
-            settings.max_request_bytes(),
-            format!(
-                "the request is too large: a memory may hold at most {} bytes of JSON (NINAIVALAIGAL_MAX_MEMORY_BYTES)",
-                settings.max_memory_bytes
+            batch: BatchLimits {
+                max_memories: settings.max_batch_memories as usize,
+                max_bytes: settings.max_batch_request_bytes(),
+            },
+            exports: Exports::new(
+                settings.max_concurrent_exports as usize,
+                settings.export_timeout_seconds.0,
             ),
+        }));
+        let batch_too_large = format!(
+            "the batch is too large: at most {} bytes per request (NINAIVALAIGAL_MAX_BATCH_BYTES); send fewer memories per batch",
+            settings.max_batch_request_bytes()
         );
+        let body_limits = BodyLimits::new(SMALL_REQUEST_BYTES)
+            .with(
+                "/ninaivalaigal.memory.v1.MemoryService/Remember",
+                settings.max_request_bytes(),
+                format!(
+                    "the request is too large: a memory may hold at most {} bytes of JSON (NINAIVALAIGAL_MAX_MEMORY_BYTES)",
+                    settings.max_memory_bytes
+                ),
+            )
+            .with(
+                "/ninaivalaigal.memory.v1.MemoryService/RememberMany",
+                settings.max_batch_request_bytes(),
+                batch_too_large.clone(),
+            )
+            .with(
+                "/ninaivalaigal.memory.v1.MemoryService/ImportMemories",
+                settings.max_batch_request_bytes(),
+                batch_too_large,
+            );
         let memory_service = RequireUserLayer::new(authenticator)
             .layer(MemoryServiceServer::new(rpc).max_decoding_message_size(body_limits.largest()));
         tracing::info!(hs256 = jwks.is_none(), "verifying access tokens");

@@ -270,6 +270,7 @@ fn memory_request(context: &str, n: u64) -> RememberRequest {
         context: context.to_owned(),
         r#type: "note".into(),
         data: Some(ninaivalaigal::json::json_to_struct(data).expect("a JSON object")),
+        request_id: String::new(),
     }
 }
 

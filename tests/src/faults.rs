@@ -107,6 +107,7 @@ impl Traffic {
                                 context: context.clone(),
                                 r#type: "probe".into(),
                                 data: Some(to_struct(serde_json::json!({ "marker": marker }))),
+                                request_id: String::new(),
                             },
                             &token,
                         );

@@ -170,6 +170,7 @@ impl MemoryAs {
             context: context.into(),
             r#type: memory_type.into(),
             data,
+            request_id: String::new(),
         };
         let response = self
             .client

@@ -139,6 +139,7 @@ async fn requests_abandoned_on_a_row_lock_leave_no_transaction_and_no_held_conne
                 data: Some(ninaivalaigal_tests::memory::to_struct(
                     json!({ "marker": marker }),
                 )),
+                request_id: String::new(),
             },
             &user.access_token,
         )

@@ -74,6 +74,7 @@ async fn every_rpc(pair: &TestPair, token: Option<&str>) -> Vec<Status> {
                     context: name(),
                     r#type: "note".into(),
                     data: Some(Default::default()),
+                    request_id: String::new(),
                 },
                 token,
             ))
@@ -91,6 +92,18 @@ async fn every_rpc(pair: &TestPair, token: Option<&str>) -> Vec<Status> {
             .err(),
         client
             .forget(request(pb::ForgetRequest { id: 1 }, token))
+            .await
+            .err(),
+        client
+            .remember_many(request(pb::RememberManyRequest::default(), token))
+            .await
+            .err(),
+        client
+            .export_memories(request(pb::ExportMemoriesRequest::default(), token))
+            .await
+            .err(),
+        client
+            .import_memories(request(pb::ImportMemoriesRequest::default(), token))
             .await
             .err(),
     ]

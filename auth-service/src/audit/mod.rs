@@ -48,6 +48,10 @@ pub enum Event {
     AdminRoleRevoked,
     /// Failure rows of one kind from one client that were only counted.
     AuditSuppressed,
+    /// A user erased their own account (DeleteAccount).
+    AccountDeleted,
+    /// A DeleteAccount was refused: wrong password, or the last admin.
+    AccountDeleteRefused,
 }
 
 impl Event {
@@ -69,6 +73,8 @@ impl Event {
             Self::AdminRoleGranted => "admin_role_granted",
             Self::AdminRoleRevoked => "admin_role_revoked",
             Self::AuditSuppressed => "audit_suppressed",
+            Self::AccountDeleted => "account_deleted",
+            Self::AccountDeleteRefused => "account_delete_refused",
         }
     }
 }

@@ -74,6 +74,18 @@ pub async fn find_by_id_for_share(conn: &mut AsyncPgConnection, id: i64) -> Resu
         .optional()?)
 }
 
+/// The account with this id, locked until the transaction ends (an
+/// erasure holds it, so no login can open a session meanwhile).
+pub async fn find_by_id_for_update(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<User>> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// The account with this id, if any.
 pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<User>> {
     Ok(users::table

@@ -16,6 +16,7 @@ use crate::{
     admins::{self, Actor},
     audit::{AuditEvent, Event},
     db::{self, models::User, sessions::RevokeReason},
+    erasure::{self, Requester},
     error::{Error, Result},
     input::{Email, USERS_PAGE_LIMITS, UsersCursor},
 };
@@ -124,39 +125,28 @@ pub async fn disable_user(
 #[tracing::instrument(skip_all)]
 pub async fn delete_user(
     state: &AuthState,
-    client: Option<IpAddr>,
+    _client: Option<IpAddr>,
     metadata: &MetadataMap,
     request: pb::DeleteUserRequest,
 ) -> Result<pb::DeleteUserResponse> {
     let mut conn = db::connection(&state.pool).await?;
     let caller = admin(state, metadata, &mut conn).await?;
-    let now = Utc::now();
-    let deleted_id = conn
+    let receipt = conn
         .transaction(async |conn| {
             let target = target(conn, &caller, &request.email, "delete").await?;
-            // Revocations first: deleting the account cascades to its
-            // sessions, and the revocation list has no foreign key, so
-            // the memory-service keeps refusing their tokens.
-            let revoked =
-                db::sessions::revoke_all_of_user(conn, target.id, RevokeReason::UserDeleted, now)
-                    .await?;
-            db::users::delete(conn, target.id).await?;
-            AuditEvent::new(Event::AdminDeleteUser, client)
-                .actor(caller.user.id)
-                .user(target.id)
-                .email(&target.email)
-                .detail(json!({ "sessions_revoked": revoked }))
-                .record(conn)
-                .await?;
-            Ok::<_, Error>(target.id)
+            // The same erasure as the user's own DeleteAccount.
+            erasure::erase(conn, &target, Requester::Admin(caller.user.id)).await
         })
         .await?;
     tracing::info!(
-        user_id = deleted_id,
+        user_id = receipt.user_id,
         admin_id = caller.user.id,
+        memories = receipt.memories,
         "account deleted"
     );
-    Ok(pb::DeleteUserResponse {})
+    Ok(pb::DeleteUserResponse {
+        receipt: Some(convert::receipt(&receipt)?),
+    })
 }
 
 #[tracing::instrument(skip_all)]

@@ -6,6 +6,7 @@ use prost_types::Timestamp;
 
 use crate::{
     db::models::{ROLE_ADMIN, Role, User},
+    erasure::Receipt,
     error::{Error, Result},
     sessions::IssuedSession,
 };
@@ -44,6 +45,18 @@ pub fn user(user: &User) -> Result<pb::User> {
         role: role(&user.role).into(),
         create_time: Some(timestamp("create_time", user.created_at)?),
         disabled: user.disabled_at.is_some(),
+    })
+}
+
+pub fn receipt(receipt: &Receipt) -> Result<pb::ErasureReceipt> {
+    Ok(pb::ErasureReceipt {
+        user_id: receipt.user_id,
+        contexts: receipt.contexts,
+        memories: receipt.memories,
+        sessions: receipt.sessions,
+        refresh_tokens: receipt.refresh_tokens,
+        audit_events_scrubbed: receipt.audit_events_scrubbed,
+        erase_time: Some(timestamp("erase_time", receipt.erased_at)?),
     })
 }
 

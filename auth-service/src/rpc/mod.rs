@@ -2,6 +2,7 @@
 //! here only take the request apart; each RPC is one function in `auth` or
 //! `admin`.
 
+mod account;
 mod admin;
 mod auth;
 mod convert;
@@ -189,6 +190,16 @@ impl AuthService for AuthRpc {
         _: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         Ok(Response::new(auth::jwks(&self.state)))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<pb::DeleteAccountRequest>,
+    ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        let client = self.state.client_addr(&request);
+        let (metadata, _, request) = request.into_parts();
+        let response = account::delete_account(&self.state, client, &metadata, request).await?;
+        Ok(Response::new(response))
     }
 }
 

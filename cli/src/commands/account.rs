@@ -1,4 +1,4 @@
-//! register, login, logout, whoami.
+//! register, login, logout, whoami, account delete.
 
 use std::{
     io::{self, BufRead, IsTerminal, Write},
@@ -7,7 +7,7 @@ use std::{
 
 use chrono::Utc;
 use ninaivalaigal::auth_v1::{
-    LoginRequest, LogoutRequest, RegisterRequest, WhoAmIRequest,
+    DeleteAccountRequest, LoginRequest, LogoutRequest, RegisterRequest, WhoAmIRequest,
     auth_service_client::AuthServiceClient,
 };
 use tonic::{Code, Status};
@@ -16,7 +16,7 @@ use crate::{
     client::{App, Bearer, channel},
     credentials::Credentials,
     exit::{Failure, Kind, Server},
-    output::{LoginView, LogoutView, WhoAmIView, time},
+    output::{DeletedAccountView, LoginView, LogoutView, WhoAmIView, time},
     session::credentials_for,
 };
 
@@ -214,6 +214,39 @@ pub async fn whoami(app: &App) -> Result<WhoAmIView, Failure> {
         } else {
             "credentials_file"
         },
+    })
+}
+
+/// Erases the caller's account with everything in it, after the password
+/// is given again; then deletes the saved login, which is of no use any
+/// more.
+pub async fn delete(app: &App, password: String) -> Result<DeletedAccountView, Failure> {
+    let request = DeleteAccountRequest { password };
+    let response = app
+        .auth(|mut client, bearer| {
+            let request = bearer.request(request.clone());
+            async move { client.delete_account(request).await }
+        })
+        .await?;
+    let receipt = response
+        .receipt
+        .ok_or_else(|| Failure::new(Kind::Other, "the auth-service sent no receipt"))?;
+    let credentials_removed = if app.config.env_token.is_none() {
+        let file = &app.config.credentials;
+        let _lock = file.lock().await?;
+        file.remove()?
+    } else {
+        false
+    };
+    Ok(DeletedAccountView {
+        user_id: receipt.user_id,
+        contexts: receipt.contexts,
+        memories: receipt.memories,
+        sessions: receipt.sessions,
+        refresh_tokens: receipt.refresh_tokens,
+        audit_events_scrubbed: receipt.audit_events_scrubbed,
+        erase_time: time(receipt.erase_time),
+        credentials_removed,
     })
 }
 

@@ -1,5 +1,7 @@
 //! remember, recall, forget.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use ninaivalaigal::{
     memory_v1::{ForgetRequest, RecallRequest, RememberRequest},
@@ -8,6 +10,7 @@ use ninaivalaigal::{
 use prost_types::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
+use uuid::Uuid;
 
 use crate::{
     client::App,
@@ -49,32 +52,58 @@ pub fn parse_memory(text: &str) -> Result<(String, Map<String, Json>), Failure> 
     }
 }
 
-/// Stores one memory in `context`, or in the context that is recording.
+/// Times a Remember is sent when the service cannot be reached or its
+/// answer is lost: the retries carry the same request id, so a memory whose
+/// first answer was lost is not stored twice.
+const REMEMBER_ATTEMPTS: u32 = 3;
+/// Wait before the first retry; doubled before each next one.
+const REMEMBER_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Stores one memory in `context`, or in the context that is recording,
+/// under `request_id` (a fresh one when `None`), retrying on its own when
+/// no answer came.
 pub async fn remember(
     app: &App,
     context: Option<&str>,
     kind: &str,
     data: Map<String, Json>,
+    request_id: Option<Uuid>,
 ) -> Result<RememberedView, Failure> {
     let data = ninaivalaigal::json::object_to_struct(data)
         .map_err(|error| Failure::usage(format!("the memory's data cannot be stored: {error}")))?;
+    // One id per logical write, the same on every retry below.
+    let request_id = request_id.unwrap_or_else(Uuid::new_v4);
     let request = RememberRequest {
         context: context.unwrap_or_default().to_owned(),
         r#type: kind.to_owned(),
         data: Some(data),
+        request_id: request_id.hyphenated().to_string(),
     };
-    let response = app
-        .memory(|mut client, bearer| {
-            let request = bearer.request(request.clone());
-            async move { client.remember(request).await }
-        })
-        .await
-        .map_err(context_hints)?;
+    let mut backoff = REMEMBER_BACKOFF;
+    let mut attempt = 1;
+    let response = loop {
+        let sent = app
+            .memory(|mut client, bearer| {
+                let request = bearer.request(request.clone());
+                async move { client.remember(request).await }
+            })
+            .await;
+        match sent {
+            Err(failure) if failure.kind == Kind::Unavailable && attempt < REMEMBER_ATTEMPTS => {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            other => break other.map_err(context_hints)?,
+        }
+    };
     let memory = response
         .memory
         .ok_or_else(|| Failure::new(Kind::Other, "the memory-service sent no memory back"))?;
     Ok(RememberedView {
         memory: memory.try_into()?,
+        request_id: request_id.hyphenated().to_string(),
+        already_stored: response.already_stored,
     })
 }
 

@@ -5,11 +5,12 @@
 pub mod account;
 pub mod contexts;
 pub mod memories;
+pub mod transfer;
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
 use crate::{
-    args::{Command, ContextCommand},
+    args::{AccountCommand, Command, ContextCommand},
     client::App,
     exit::Failure,
     output::print,
@@ -60,7 +61,9 @@ pub async fn run(app: &App, command: Command, json: bool) -> Result<(), Failure>
                 Some(text) => text.to_owned(),
             };
             let (kind, data) = memories::parse_memory(&text)?;
-            let view = memories::remember(app, args.context.as_deref(), &kind, data).await?;
+            let view =
+                memories::remember(app, args.context.as_deref(), &kind, data, args.request_id)
+                    .await?;
             print(json, &view);
         }
         Command::Recall(args) => {
@@ -76,6 +79,45 @@ pub async fn run(app: &App, command: Command, json: bool) -> Result<(), Failure>
             print(json, &memories::recall(app, &query).await?);
         }
         Command::Forget(args) => print(json, &memories::forget(app, args.id).await?),
+        Command::Export(args) => match &args.output {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|error| {
+                    Failure::usage(format!("cannot create {}: {error}", path.display()))
+                })?;
+                let mut out = io::BufWriter::new(file);
+                print(
+                    json,
+                    &transfer::export(app, args.context.as_deref(), &mut out).await?,
+                );
+            }
+            None => {
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                let view = transfer::export(app, args.context.as_deref(), &mut out).await?;
+                drop(out);
+                // stdout holds the export; the summary goes beside it.
+                if json {
+                    eprintln!("{}", crate::terminal::to_json_line(&view));
+                } else {
+                    eprintln!("{}", crate::output::Render::human(&view));
+                }
+            }
+        },
+        Command::Import(args) => {
+            print(
+                json,
+                &transfer::import(app, &args.file, args.batch_size as usize).await?,
+            );
+        }
+        Command::Account(AccountCommand::Delete {
+            yes,
+            password_stdin,
+        }) => {
+            if !yes {
+                confirm_erasure()?;
+            }
+            let password = account::read_password(password_stdin, false)?;
+            print(json, &account::delete(app, password).await?);
+        }
         Command::Mcp => unreachable!("`eM mcp` is dispatched before this"),
     }
     Ok(())
@@ -112,6 +154,31 @@ async fn confirm_delete(app: &App, name: &str) -> Result<(), Failure> {
         .read_line(&mut answer)
         .map_err(|error| Failure::usage(format!("cannot read the answer: {error}")))?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(crate::exit::Kind::Other, "not deleted"))
+    }
+}
+
+/// Erasing an account cannot be undone: the user types `delete` to go on,
+/// and nobody is assumed to agree when nobody can be asked.
+fn confirm_erasure() -> Result<(), Failure> {
+    if !io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "deleting your account erases every context, memory and session of it",
+        )
+        .hint("pass --yes to delete it without being asked"));
+    }
+    eprint!(
+        "This erases your account with all of its contexts and memories, for good (`eM export` keeps a copy).\nType delete to go on: "
+    );
+    io::stderr().flush().ok();
+    let mut answer = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|error| Failure::usage(format!("cannot read the answer: {error}")))?;
+    if answer.trim() == "delete" {
         Ok(())
     } else {
         Err(Failure::new(crate::exit::Kind::Other, "not deleted"))

@@ -11,15 +11,68 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ninaivalaigal::schema::{memories, recording_contexts};
 
 use super::models::{MemoryRow, NewMemory};
+use uuid::Uuid;
+
 use crate::{error::Result, paging::Position, recall::RecallQuery};
 
-/// Inserts a memory and returns it.
-pub async fn insert(conn: &mut AsyncPgConnection, new: &NewMemory<'_>) -> Result<MemoryRow> {
+/// Inserts a memory and returns it, or `None` when its request id was
+/// stored already (the unique `(owner_id, request_id)` decides, so of
+/// racing retries exactly one inserts; one that waited on another's insert
+/// finds it committed once this returns).
+pub async fn insert_once(
+    conn: &mut AsyncPgConnection,
+    new: &NewMemory<'_>,
+) -> Result<Option<MemoryRow>> {
     Ok(diesel::insert_into(memories::table)
         .values(new)
+        .on_conflict((memories::owner_id, memories::request_id))
+        .do_nothing()
         .returning(MemoryRow::as_returning())
         .get_result(conn)
-        .await?)
+        .await
+        .optional()?)
+}
+
+/// The memory stored under a request id, with its context's name.
+pub async fn find_by_request_id(
+    conn: &mut AsyncPgConnection,
+    request_id: Uuid,
+) -> Result<Option<(MemoryRow, String)>> {
+    Ok(memories::table
+        .inner_join(
+            recording_contexts::table.on(recording_contexts::owner_id
+                .eq(memories::owner_id)
+                .and(recording_contexts::id.eq(memories::context_id))),
+        )
+        .filter(memories::request_id.eq(request_id))
+        .select((MemoryRow::as_select(), recording_contexts::name))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Up to `limit` memories of a context in export order (oldest first, then
+/// by id), after `after` if given: keyset pages of one snapshot.
+pub async fn export_page(
+    conn: &mut AsyncPgConnection,
+    context_id: i64,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<Vec<MemoryRow>> {
+    let mut select = memories::table
+        .filter(memories::context_id.eq(context_id))
+        .select(MemoryRow::as_select())
+        .order((memories::created_at.asc(), memories::id.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(Position { created_at, id }) = after {
+        select = select.filter(
+            memories::created_at
+                .gt(created_at)
+                .or(memories::created_at.eq(created_at).and(memories::id.gt(id))),
+        );
+    }
+    Ok(select.load(conn).await?)
 }
 
 /// A memory a Recall page may hold: where it is in Recall's order and how

@@ -7,6 +7,7 @@ pub mod contexts;
 pub mod memories;
 pub mod models;
 pub mod usage;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -66,6 +67,36 @@ pub fn transaction_settings(user_id: i64, statement_budget: Duration) -> String 
     format!(
         "SET LOCAL app.current_user_id = '{user_id}'; SET LOCAL statement_timeout = {timeout_ms}"
     )
+}
+
+/// Runs `work` as `user_id` in one read-only REPEATABLE READ transaction:
+/// every statement sees the same snapshot, so an export paged through many
+/// statements is consistent however long it takes. Each statement may run
+/// for `budget` (the export's own time limit; the caller also ends the
+/// whole transaction when it passes).
+pub async fn with_user_snapshot<R, F>(
+    pool: &PgPool,
+    user_id: i64,
+    budget: Duration,
+    work: F,
+) -> Result<R>
+where
+    R: Send + 'static,
+    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send + 'static,
+{
+    let mut pooled = pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let settings = transaction_settings(user_id, budget);
+    let timed_out_after = Instant::now() + budget;
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(async move |conn| {
+            conn.batch_execute(&settings).await?;
+            work(conn).await
+        })
+        .await
+        .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
 
 /// A statement cancelled by `statement_timeout` as DEADLINE_EXCEEDED.

@@ -12,6 +12,7 @@ use diesel::{
     sql_types::Json,
 };
 use ninaivalaigal::schema::{memories, recording_contexts};
+use uuid::Uuid;
 
 /// A row of `recording_contexts`.
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -35,6 +36,10 @@ pub struct NewContext<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub visibility: &'a str,
+    /// Its original time when imported; now otherwise.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The same as `created_at` when imported; now otherwise.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// A row of `memories`, without its search vector.
@@ -46,9 +51,11 @@ pub struct MemoryRow {
     pub memory_type: String,
     pub data: JsonText,
     pub created_at: DateTime<Utc>,
+    pub request_id: Option<Uuid>,
 }
 
-/// A memory to insert.
+/// A memory to insert. `None` leaves a column to its default: no request
+/// id, and the time of the insert.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = memories)]
 pub struct NewMemory<'a> {
@@ -56,6 +63,8 @@ pub struct NewMemory<'a> {
     pub context_id: i64,
     pub memory_type: &'a str,
     pub data: &'a JsonText,
+    pub request_id: Option<Uuid>,
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// The text of a `json` column, byte for byte: diesel's own `json` mapping

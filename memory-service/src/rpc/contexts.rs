@@ -10,6 +10,7 @@ use crate::{
     db::{
         self, contexts,
         models::{ContextRow, NewContext},
+        usage,
     },
     error::{Error, Result, is_unique_violation},
     input::{ContextName, Description, visibility},
@@ -53,6 +54,8 @@ pub async fn create(
                 name: new_name.as_str(),
                 description: description.as_str(),
                 visibility,
+                created_at: None,
+                updated_at: None,
             };
             contexts::insert(conn, &new).await
         }
@@ -143,8 +146,13 @@ pub async fn delete(
     let scope = RequestScope::of(&request)?;
     tracing::Span::current().record("user_id", scope.user.user_id);
     let name = ContextName::parse("name", &request.get_ref().name)?;
+    let owner_id = scope.user.user_id;
     let deleted_memories = db::with_user(&state.pool, &scope, move |conn| {
         async move {
+            // The usage row first, as every writer of memories takes it
+            // (see `db::writer`), so an account's erasure never deadlocks
+            // with this.
+            usage::lock(conn, owner_id).await?;
             let row = find_named(conn, &name).await?;
             contexts::delete(conn, row.id).await
         }

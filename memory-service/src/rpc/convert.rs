@@ -7,7 +7,10 @@ use prost_types::Timestamp;
 
 use crate::{
     budget::ByteBudget,
-    db::models::{ContextRow, MemoryRow},
+    db::{
+        models::{ContextRow, MemoryRow},
+        writer::Stored,
+    },
     error::Error,
 };
 
@@ -63,6 +66,25 @@ pub fn memory(row: MemoryRow, context: String) -> Result<pb::Memory, Error> {
         context,
         r#type: row.memory_type,
         data: Some(data),
+        request_id: row
+            .request_id
+            .map(|id| id.hyphenated().to_string())
+            .unwrap_or_default(),
+    })
+}
+
+/// Where a memory of a batch was stored, without its data.
+pub fn stored(stored: Stored) -> Result<pb::StoredMemory, Error> {
+    Ok(pb::StoredMemory {
+        create_time: Some(stored_time(
+            "memory",
+            stored.row.id,
+            "create_time",
+            stored.row.created_at,
+        )?),
+        id: stored.row.id,
+        context: stored.context,
+        already_stored: stored.already_stored,
     })
 }
 

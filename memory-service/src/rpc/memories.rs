@@ -11,15 +11,17 @@ use crate::{
     budget,
     db::{
         self, contexts, memories,
-        models::{ContextRow, JsonText, MemoryRow, NewMemory},
+        models::{ContextRow, MemoryRow},
         usage,
+        writer::Writer,
     },
     error::{Error, Result},
-    input::{ContextName, MemoryData, MemoryId, MemoryType},
+    input::{ContextName, MemoryId},
     offload,
     paging::{MemoriesCursor, Position},
     recall::{ContextSelection, RecallQuery},
     scope::RequestScope,
+    writes::Write,
 };
 
 /// What Remember and Recall say when no context is named and none records.
@@ -44,40 +46,71 @@ pub async fn remember(
     let scope = RequestScope::of(&request)?;
     tracing::Span::current().record("user_id", scope.user.user_id);
     let request = request.into_inner();
-    let context = ContextName::parse_optional("context", &request.context)?;
-    let memory_type = MemoryType::parse("type", &request.r#type)?;
     let max_bytes = state.max_memory_bytes;
     let size = request.data.as_ref().map_or(0, |data| data.encoded_len());
-    let json = offload::cpu_bound(size, move || MemoryData::parse(request.data, max_bytes))
-        .await??
-        .into_json();
-    let bytes = i64::try_from(json.len()).unwrap_or(i64::MAX);
-    let data = JsonText(json);
+    let write = offload::cpu_bound(size, move || Write::remember(request, max_bytes)).await??;
     let owner_id = scope.user.user_id;
     let quota = state.quota;
-    let (row, context_name) = db::with_user(&state.pool, &scope, move |conn| {
+    let stored = db::with_user(&state.pool, &scope, move |conn| {
         async move {
-            let context = resolve(conn, context.as_ref()).await?;
             // Held until commit: a concurrent Remember waits here and then
-            // sees this memory counted.
-            let usage = usage::lock(conn, owner_id).await?;
-            quota.admit(usage, bytes)?;
-            let new = NewMemory {
-                owner_id,
-                context_id: context.id,
-                memory_type: memory_type.as_str(),
-                data: &data,
-            };
-            let row = memories::insert(conn, &new).await?;
-            Ok((row, context.name))
+            // sees this memory counted (and, for a retry, stored).
+            let mut writer = Writer::begin(conn, owner_id, quota).await?;
+            writer.store(conn, &write).await
         }
         .boxed()
     })
     .await?;
-    let memory =
-        offload::cpu_bound(row.data.0.len(), move || convert::memory(row, context_name)).await??;
+    let already_stored = stored.already_stored;
+    let memory = offload::cpu_bound(stored.row.data.0.len(), move || {
+        convert::memory(stored.row, stored.context)
+    })
+    .await??;
     Ok(pb::RememberResponse {
         memory: Some(memory),
+        already_stored,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id, count))]
+pub async fn remember_many(
+    state: &MemoryState,
+    request: Request<pb::RememberManyRequest>,
+) -> Result<pb::RememberManyResponse> {
+    let scope = RequestScope::of(&request)?;
+    let request = request.into_inner();
+    tracing::Span::current()
+        .record("user_id", scope.user.user_id)
+        .record("count", request.memories.len());
+    let (limits, max_bytes) = (state.batch, state.max_memory_bytes);
+    let writes = offload::cpu_bound(request.encoded_len(), move || {
+        limits.remember_many(request, max_bytes)
+    })
+    .await??;
+    let owner_id = scope.user.user_id;
+    let quota = state.quota;
+    let stored = db::with_user(&state.pool, &scope, move |conn| {
+        async move {
+            let mut writer = Writer::begin(conn, owner_id, quota).await?;
+            let mut stored = Vec::with_capacity(writes.len());
+            for (index, write) in writes.iter().enumerate() {
+                // Any failure rolls the whole batch back.
+                let one = writer
+                    .store(conn, write)
+                    .await
+                    .map_err(|error| error.at("memories", index))?;
+                stored.push(one);
+            }
+            Ok(stored)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(pb::RememberManyResponse {
+        memories: stored
+            .into_iter()
+            .map(convert::stored)
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -183,8 +216,16 @@ pub async fn forget(
         .record("user_id", scope.user.user_id)
         .record("memory_id", id);
     let id = MemoryId::parse(id)?.get();
+    let owner_id = scope.user.user_id;
     let deleted = db::with_user(&state.pool, &scope, move |conn| {
-        async move { memories::delete(conn, id).await }.boxed()
+        async move {
+            // The usage row first, as every writer of memories takes it
+            // (see `db::writer`): the trigger would take it after the
+            // memory's row, the opposite order to an account's erasure.
+            usage::lock(conn, owner_id).await?;
+            memories::delete(conn, id).await
+        }
+        .boxed()
     })
     .await?;
     if !deleted {

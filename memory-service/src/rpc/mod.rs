@@ -9,6 +9,7 @@
 mod contexts;
 mod convert;
 mod memories;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -18,7 +19,9 @@ use ninaivalaigal::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::quota::Quota;
+pub use memories::NO_RECORDING;
+
+use crate::{exports::Exports, quota::Quota, writes::BatchLimits};
 
 /// What the handlers share.
 pub struct MemoryState {
@@ -30,6 +33,10 @@ pub struct MemoryState {
     pub max_response_bytes: usize,
     /// What one user may keep.
     pub quota: Quota,
+    /// What one RememberMany or ImportMemories call may hold.
+    pub batch: BatchLimits,
+    /// Exports running now, and their limits.
+    pub exports: Exports,
 }
 
 /// Handlers of `MemoryService`.
@@ -100,6 +107,31 @@ impl MemoryService for MemoryRpc {
         Ok(Response::new(
             memories::remember(&self.state, request).await?,
         ))
+    }
+
+    async fn remember_many(
+        &self,
+        request: Request<pb::RememberManyRequest>,
+    ) -> Result<Response<pb::RememberManyResponse>, Status> {
+        Ok(Response::new(
+            memories::remember_many(&self.state, request).await?,
+        ))
+    }
+
+    type ExportMemoriesStream = transfer::ExportStream;
+
+    async fn export_memories(
+        &self,
+        request: Request<pb::ExportMemoriesRequest>,
+    ) -> Result<Response<Self::ExportMemoriesStream>, Status> {
+        Ok(Response::new(transfer::export(&self.state, request).await?))
+    }
+
+    async fn import_memories(
+        &self,
+        request: Request<pb::ImportMemoriesRequest>,
+    ) -> Result<Response<pb::ImportMemoriesResponse>, Status> {
+        Ok(Response::new(transfer::import(&self.state, request).await?))
     }
 
     async fn recall(

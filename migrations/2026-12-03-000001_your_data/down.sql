@@ -1,0 +1,10 @@
+REVOKE UPDATE (email, client_addr, detail) ON audit_events FROM ninaivalaigal_auth;
+DROP POLICY auth_service_erase ON memories;
+DROP POLICY auth_service_erase_read ON memories;
+DROP POLICY auth_service_erase ON recording_contexts;
+DROP POLICY auth_service_erase_read ON recording_contexts;
+DROP POLICY auth_service_erase ON memory_usage;
+DROP POLICY auth_service_erase_read ON memory_usage;
+REVOKE SELECT (owner_id), DELETE ON memory_usage, recording_contexts, memories FROM ninaivalaigal_auth;
+ALTER TABLE memories DROP CONSTRAINT memories_owner_request_id_key;
+ALTER TABLE memories DROP COLUMN request_id;
