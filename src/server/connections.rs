@@ -1,7 +1,7 @@
 //! Accepted connections: at most `max_connections` at once, with Nagle's
 //! algorithm off, counting what is written for [`UnreadBytes`], closed
-//! when idle (nothing arrives from the peer for the idle timeout, or
-//! responses wait for it and nothing can be written for as long) and, when
+//! when idle (nothing moves either way for the idle timeout, or responses
+//! wait unread by the peer for that long) and, when
 //! the server serves TLS, handshaken within the handshake timeout (a client
 //! that opens a connection and sends nothing holds its slot no longer).
 
