@@ -240,15 +240,7 @@ async fn a_burst_of_unread_responses_stays_within_the_bound_and_refuses_others()
     pair.wait_until_serving().await;
     let user = pair.register_user("reader@example.com").await;
     let memory = pair.memory_as(&user).await;
-    memory.create_context(CONTEXT, "").await.unwrap();
-    // 100 memories of 16 KB: one Recall page of 100 is about 1.7 MB.
-    let text = "x".repeat(16 * 1024);
-    for i in 0..100 {
-        memory
-            .remember(CONTEXT, "note", json!({ "i": i, "text": text }))
-            .await
-            .unwrap();
-    }
+    fill_with_large_memories(&memory).await;
     let page = memory
         .recall(pb::RecallRequest {
             context: CONTEXT.into(),
@@ -259,14 +251,6 @@ async fn a_burst_of_unread_responses_stays_within_the_bound_and_refuses_others()
         .unwrap();
     let page_bytes = page.encoded_len();
 
-    let frame = raw_h2::grpc_frame(
-        &pb::RecallRequest {
-            context: CONTEXT.into(),
-            page_size: 100,
-            ..Default::default()
-        }
-        .encode_to_vec(),
-    );
     let authorization = format!("Bearer {}", user.access_token);
 
     let before = rss_kib();
@@ -275,17 +259,9 @@ async fn a_burst_of_unread_responses_stays_within_the_bound_and_refuses_others()
     let mut held = Vec::new();
     let mut connections = Vec::new();
     for _ in 0..CONNECTIONS {
-        let mut send = raw_h2::connect(pair.memory_addr).await;
-        for _ in 0..STREAMS {
-            send = send.ready().await.unwrap();
-            let request = raw_h2::grpc_request(
-                "/ninaivalaigal.memory.v1.MemoryService/Recall",
-                &[("authorization", &authorization)],
-            );
-            let (response, mut stream) = send.send_request(request, false).unwrap();
-            stream.send_data(frame.clone(), true).unwrap();
-            held.push((response, stream));
-        }
+        let send = raw_h2::connect(pair.memory_addr).await;
+        let (send, streams) = unread_recalls(send, &authorization, STREAMS).await;
+        held.extend(streams);
         connections.push(send);
     }
     // Once the server has made more of those responses than it lets
@@ -347,6 +323,19 @@ async fn a_burst_of_unread_responses_stays_within_the_bound_and_refuses_others()
     );
 }
 
+/// A context of 100 memories of 16 KB: one Recall page of 100 is about
+/// 1.7 MB.
+async fn fill_with_large_memories(memory: &ninaivalaigal_tests::memory::MemoryAs) {
+    memory.create_context(CONTEXT, "").await.unwrap();
+    let text = "x".repeat(16 * 1024);
+    for i in 0..100 {
+        memory
+            .remember(CONTEXT, "note", json!({ "i": i, "text": text }))
+            .await
+            .unwrap();
+    }
+}
+
 /// Sends `count` Recall requests of `context` on `send` and never reads
 /// their responses; returns them so that they stay open.
 async fn unread_recalls(
@@ -393,15 +382,7 @@ async fn a_client_that_never_reads_is_refused_more_and_then_cut_off() {
     pair.wait_until_serving().await;
     let user = pair.register_user("hoarder@example.com").await;
     let memory = pair.memory_as(&user).await;
-    memory.create_context(CONTEXT, "").await.unwrap();
-    // 100 memories of 16 KB: one Recall page of 100 is about 1.7 MB.
-    let text = "x".repeat(16 * 1024);
-    for i in 0..100 {
-        memory
-            .remember(CONTEXT, "note", json!({ "i": i, "text": text }))
-            .await
-            .unwrap();
-    }
+    fill_with_large_memories(&memory).await;
     let authorization = format!("Bearer {}", user.access_token);
 
     // Six unread pages (about 10 MB) on one connection: over both limits

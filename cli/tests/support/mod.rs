@@ -147,10 +147,12 @@ impl Em {
             .expect("eM starts");
         if let Some(input) = input {
             let mut stdin = child.stdin.take().expect("stdin is piped");
-            stdin
-                .write_all(input.as_bytes())
-                .await
-                .expect("write stdin");
+            // eM may exit without reading its input (a refusal before the
+            // password prompt): its exit code and output are the outcome.
+            match stdin.write_all(input.as_bytes()).await {
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+                written => written.expect("write stdin"),
+            }
             drop(stdin);
         }
         let output = child.wait_with_output().await.expect("eM runs");
