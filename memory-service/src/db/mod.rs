@@ -99,15 +99,22 @@ where
         .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
 
+/// PostgreSQL's message for SQLSTATE 57014 raised by `statement_timeout`
+/// (servers that send English messages, as Debian's default locale does).
+const STATEMENT_TIMEOUT_MESSAGE: &str = "canceling statement due to statement timeout";
+
 /// A statement cancelled by `statement_timeout` as DEADLINE_EXCEEDED.
-/// diesel does not pass the SQLSTATE (57014) on, so this goes by time: no
-/// statement can have timed out before `timed_out_after` (its timer starts
-/// when PostgreSQL receives it), and a database error past that point comes
-/// when the request has run out of time anyway.
+/// diesel does not pass the SQLSTATE (57014) on, so two signs are taken:
+/// PostgreSQL's own message, and time. No statement can have timed out
+/// before `timed_out_after` (its timer starts when PostgreSQL receives it),
+/// and a database error past that point comes when the request has run out
+/// of time anyway. Time alone is not enough: PostgreSQL checks its timers
+/// against the wall clock, so a clock stepped forward fires them early.
 fn deadline_exceeded_if_timed_out(error: Error, timed_out_after: Instant) -> Error {
     match error {
         Error::Database(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info))
-            if Instant::now() >= timed_out_after =>
+            if info.message() == STATEMENT_TIMEOUT_MESSAGE
+                || Instant::now() >= timed_out_after =>
         {
             tracing::info!(
                 detail = info.message(),
@@ -144,17 +151,17 @@ mod tests {
         );
     }
 
-    fn unknown_database_error() -> Error {
+    fn unknown_database_error(message: &str) -> Error {
         Error::Database(DieselError::DatabaseError(
             DatabaseErrorKind::Unknown,
-            Box::new("canceling statement due to statement timeout".to_owned()),
+            Box::new(message.to_owned()),
         ))
     }
 
     #[test]
     fn a_database_error_after_the_statement_budget_is_deadline_exceeded() {
         let spent = Instant::now() - Duration::from_millis(1);
-        let error = deadline_exceeded_if_timed_out(unknown_database_error(), spent);
+        let error = deadline_exceeded_if_timed_out(unknown_database_error("anything"), spent);
         let status = tonic::Status::from(error);
         assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
         assert!(
@@ -165,9 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_timeout_is_deadline_exceeded_even_when_it_fired_early() {
+        // A wall clock stepped forward makes PostgreSQL fire the timer early.
+        let later = Instant::now() + Duration::from_secs(60);
+        let error =
+            deadline_exceeded_if_timed_out(unknown_database_error(STATEMENT_TIMEOUT_MESSAGE), later);
+        assert_eq!(
+            tonic::Status::from(error).code(),
+            tonic::Code::DeadlineExceeded
+        );
+    }
+
+    #[test]
     fn errors_before_the_budget_is_spent_stay_what_they_are() {
         let later = Instant::now() + Duration::from_secs(60);
-        let error = deadline_exceeded_if_timed_out(unknown_database_error(), later);
+        let error = deadline_exceeded_if_timed_out(
+            unknown_database_error("division by zero"),
+            later,
+        );
         assert_eq!(tonic::Status::from(error).code(), tonic::Code::Internal);
         let spent = Instant::now() - Duration::from_millis(1);
         let not_found = Error::Database(DieselError::NotFound);
