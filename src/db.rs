@@ -344,6 +344,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_migration_has_a_version_of_its_own() {
+        // diesel knows a migration by the digits of its directory's date
+        // part; of two that share them, only the first ever runs.
+        use diesel::{migration::MigrationSource, pg::Pg};
+        let migrations = MigrationSource::<Pg>::migrations(&MIGRATIONS).unwrap();
+        let mut versions: Vec<String> = migrations
+            .iter()
+            .map(|migration| migration.name().version().to_string())
+            .collect();
+        let count = versions.len();
+        versions.sort();
+        versions.dedup();
+        assert_eq!(versions.len(), count, "shared versions among {versions:?}");
+        assert!(count >= 6, "{versions:?}");
+    }
+
+    #[test]
     fn database_url_hides_the_password() {
         let url: DatabaseUrl = "postgres://svc:s3cret@db:5432/app".parse().unwrap();
         assert_eq!(url.to_string(), "postgres://svc:***@db:5432/app");
