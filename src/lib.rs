@@ -17,6 +17,7 @@ pub mod telemetry;
 pub mod timestamp;
 pub mod tls;
 pub mod token;
+mod token_cache;
 
 #[cfg(feature = "server")]
 pub mod server;

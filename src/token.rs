@@ -13,6 +13,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::token_cache::VerifiedTokens;
+
 /// Default `iss` of access tokens.
 pub const DEFAULT_ISSUER: &str = "ninaivalaigal-auth";
 /// Default `aud` of access tokens.
@@ -178,10 +180,13 @@ enum Keys {
 }
 
 /// Verifies access tokens. Cheap to share behind an `Arc`; the Ed25519 key set
-/// can be replaced while it is in use (JWKS refresh).
+/// can be replaced while it is in use (JWKS refresh). A token it verified
+/// once is accepted without a second signature check until it expires or
+/// the key set changes.
 pub struct TokenVerifier {
     keys: RwLock<Keys>,
     validation: Validation,
+    verified: VerifiedTokens,
 }
 
 impl TokenVerifier {
@@ -190,6 +195,7 @@ impl TokenVerifier {
         Self {
             keys: RwLock::new(Keys::Shared(DecodingKey::from_secret(secret))),
             validation: validation(Algorithm::HS256, issuer, audience, leeway),
+            verified: VerifiedTokens::new(leeway.as_secs()),
         }
     }
 
@@ -198,6 +204,7 @@ impl TokenVerifier {
         Self {
             keys: RwLock::new(Keys::Ed25519(HashMap::new())),
             validation: validation(Algorithm::EdDSA, issuer, audience, leeway),
+            verified: VerifiedTokens::new(leeway.as_secs()),
         }
     }
 
@@ -215,6 +222,8 @@ impl TokenVerifier {
         let mut guard = self.keys.write();
         if let Keys::Ed25519(current) = &mut *guard {
             *current = decoded;
+            // A token checked with a key that is gone must be checked again.
+            self.verified.clear();
         }
         Ok(count)
     }
@@ -233,8 +242,21 @@ impl TokenVerifier {
         }
     }
 
-    /// Checks the token's algorithm, signature and claims.
+    /// Checks the token's algorithm, signature and claims; a token that
+    /// passed before and has not expired since passes again unchecked.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self
+            .verified
+            .get(token, jsonwebtoken::get_current_timestamp())
+        {
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token)?;
+        self.verified.insert(token, &claims);
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(TokenError::WrongAlgorithm);
