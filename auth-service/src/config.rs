@@ -12,7 +12,7 @@ use ninaivalaigal::{
     token::JwtSettings,
 };
 
-use crate::{admins::command::AdminCommand, client::Cidr};
+use crate::{admins::command::AdminCommand, client::Cidr, hashing_priority::HashingPriority};
 
 /// Settings that are no longer read, and what to do instead. Start-up
 /// refuses to run while one is set, so that nobody silently loses what it
@@ -120,13 +120,12 @@ pub struct Settings {
     #[arg(long, env = "NINAIVALAIGAL_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<usize>,
 
-    /// Nice value of the password hashing threads (0 to 19): higher lets
-    /// other requests, and the database beside the service, go first when
-    /// the CPU is contended, so a login flood slows logins rather than
-    /// everything. 0 keeps the process's priority.
-    #[arg(long, env = "NINAIVALAIGAL_HASHING_NICENESS", default_value_t = 10,
-          value_parser = clap::value_parser!(i32).range(0..=19))]
-    pub hashing_niceness: i32,
+    /// Scheduling of the password hashing threads: `idle` (Linux's
+    /// SCHED_IDLE: bcrypt gets only CPU time nothing else wants, so a login
+    /// flood slows logins, not other requests) or a nice value from 0 to 19
+    /// (bcrypt gets a share of a busy CPU; 0 keeps the process's priority).
+    #[arg(long, env = "NINAIVALAIGAL_HASHING_PRIORITY", default_value_t = HashingPriority::Idle)]
+    pub hashing_priority: HashingPriority,
 
     /// Seconds a login may wait for a free hashing slot before it is answered
     /// UNAVAILABLE.

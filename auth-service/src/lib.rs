@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod erasure;
 pub mod error;
+pub mod hashing_priority;
 pub mod housekeeping;
 pub mod input;
 pub mod keys;

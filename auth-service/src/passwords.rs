@@ -3,8 +3,8 @@
 //! core from the requests that need none.
 //!
 //! The hashes run on threads of their own at a lower scheduling priority
-//! (a higher nice value): when the CPU is contended, the async runtime, the
-//! database and the memory-service beside it go first, so a login flood
+//! (see [`HashingPriority`]): when the CPU is contended, the async runtime,
+//! the database and the memory-service beside it go first, so a login flood
 //! slows logins rather than every other request.
 //!
 //! Hashes of new passwords (registrations) first take one of a smaller set
@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
     error::{Error, Result},
+    hashing_priority::HashingPriority,
     input::{MAX_PASSWORD_BYTES, NewPassword},
 };
 
@@ -32,9 +33,8 @@ pub struct HashingLimits {
     /// How long a hash may wait for a slot before the request is answered
     /// UNAVAILABLE.
     pub queue_timeout: Duration,
-    /// Nice value of the hashing threads (0 to 19; 0 keeps the priority of
-    /// the rest of the process).
-    pub niceness: i32,
+    /// How the hashing threads yield the CPU to other work.
+    pub priority: HashingPriority,
 }
 
 /// Hashes and verifies passwords with bcrypt.
@@ -55,11 +55,11 @@ impl Passwords {
     /// Prepares hashing at `cost` within `limits`.
     pub async fn new(cost: u32, limits: HashingLimits) -> Result<Self> {
         let concurrency = limits.concurrency.max(1);
-        let niceness = limits.niceness;
+        let priority = limits.priority;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(concurrency)
             .thread_name(|index| format!("bcrypt-{index}"))
-            .start_handler(move |_| lower_this_threads_priority(niceness))
+            .start_handler(move |_| priority.apply_to_this_thread())
             .build()
             .context("cannot start the password hashing threads")?;
         let mut passwords = Self {
@@ -148,18 +148,6 @@ impl Passwords {
     }
 }
 
-/// Gives the calling thread the nice value `niceness` (on Linux the value
-/// belongs to the thread). Failing leaves it at the process's priority,
-/// which only costs other requests some latency under a login flood.
-fn lower_this_threads_priority(niceness: i32) {
-    if niceness == 0 {
-        return;
-    }
-    if let Err(error) = rustix::process::setpriority_process(None, niceness) {
-        tracing::warn!(%error, niceness, "cannot lower the priority of a password hashing thread");
-    }
-}
-
 fn busy() -> Error {
     Error::Unavailable("the server is busy checking passwords; try again shortly".into())
 }
@@ -173,7 +161,7 @@ mod tests {
             concurrency,
             new_password_concurrency: 1,
             queue_timeout,
-            niceness: 10,
+            priority: HashingPriority::Idle,
         }
     }
 

@@ -74,7 +74,7 @@ impl Application {
                 concurrency: settings.hashing_concurrency(),
                 new_password_concurrency: settings.registration_hashing_concurrency(),
                 queue_timeout: Duration::from_secs(settings.hashing_queue_timeout_seconds),
-                niceness: settings.hashing_niceness,
+                priority: settings.hashing_priority,
             },
         )
         .await
