@@ -102,6 +102,14 @@ impl MemoriesCursor {
         }))
     }
 
+    /// The position before the query is known, for a read that runs first
+    /// and whose result is dropped unless [`MemoriesCursor::position`] then
+    /// accepts the token (Recall learns its context from that read). Only a
+    /// filter on the caller's own rows: no harm done by a foreign token.
+    pub fn unchecked_position(&self) -> Position {
+        self.position
+    }
+
     /// The position, if the token belongs to `query`.
     pub fn position(&self, query: &QueryFingerprint) -> Result<Position, Error> {
         if self.query != query.0 {

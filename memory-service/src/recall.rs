@@ -161,6 +161,13 @@ impl RecallQuery {
         ])
     }
 
+    /// Where the page starts, for the read that resolves the context; see
+    /// [`MemoriesCursor::unchecked_position`]. [`RecallQuery::after`] must
+    /// check it before any of that read's result is used.
+    pub fn unchecked_after(&self) -> Option<Position> {
+        self.cursor.as_ref().map(MemoriesCursor::unchecked_position)
+    }
+
     /// Where the page starts, if the page token belongs to the query with
     /// this fingerprint.
     pub fn after(&self, fingerprint: &QueryFingerprint) -> Result<Option<Position>, Error> {

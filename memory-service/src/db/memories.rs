@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use diesel::{
     dsl::sql,
+    pg::Pg,
     prelude::*,
-    sql_types::{Bool, Text},
+    sql_types::{BigInt, Bool, Integer, Text, Timestamptz},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ninaivalaigal::schema::{memories, recording_contexts};
@@ -13,7 +14,11 @@ use ninaivalaigal::schema::{memories, recording_contexts};
 use super::models::{MemoryRow, NewMemory};
 use uuid::Uuid;
 
-use crate::{error::Result, paging::Position, recall::RecallQuery};
+use crate::{
+    error::Result,
+    paging::Position,
+    recall::{ContextSelection, RecallQuery},
+};
 
 /// Inserts a memory and returns it, or `None` when its request id was
 /// stored already (the unique `(owner_id, request_id)` decides, so of
@@ -75,34 +80,83 @@ pub async fn export_page(
     Ok(select.load(conn).await?)
 }
 
-/// A memory a Recall page may hold: where it is in Recall's order and how
-/// many bytes of JSON it holds, without the JSON.
+/// A memory a Recall page may hold: where it is in Recall's order, its
+/// context and how many bytes of JSON it holds, without the JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planned {
     /// Its place in Recall's order.
     pub position: Position,
+    /// Its context.
+    pub context_id: i64,
     /// Bytes of its JSON.
     pub data_bytes: usize,
 }
 
 /// The candidates of one page of `query`, newest first: up to its page size
 /// plus one (to tell whether another page follows; see
-/// `PageSize::fetch_limit`), in the context `context_id` (every context if
-/// `None`), after `after` if given. Reads sizes, not data, so the page can
-/// be cut to its byte budget before any data is loaded.
+/// `PageSize::fetch_limit`), in the contexts it selects, after `after` if
+/// given. Reads sizes, not data, so the page can be cut to its byte budget
+/// before any data is loaded.
+///
+/// The context is looked up inside the statement (a scalar subquery, run
+/// once, whose id then serves the index on context and time like a
+/// constant), which saves Recall a round trip; a context that does not
+/// exist, or no recording one, gives no candidates.
+///
+/// For a named context and no other filter, PostgreSQL receives (`$1` the
+/// name, `$2` 1, `$3` the page size plus one):
+///
+/// ```sql
+#[doc = include_str!("plan_named.sql")]
+/// ```
+///
+/// The recording context's has `"recording_contexts"."is_active" = $1`
+/// (true) in place of the name; each other filter adds its condition.
 pub async fn plan(
     conn: &mut AsyncPgConnection,
     query: &RecallQuery,
-    context_id: Option<i64>,
     after: Option<Position>,
 ) -> Result<Vec<Planned>> {
+    let rows: Vec<(DateTime<Utc>, i64, i64, i32)> = plan_query(query, after).load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(created_at, id, context_id, data_bytes)| Planned {
+            position: Position { created_at, id },
+            context_id,
+            // A generated octet_length: never negative.
+            data_bytes: usize::try_from(data_bytes).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// The statement of [`plan`].
+fn plan_query(
+    query: &RecallQuery,
+    after: Option<Position>,
+) -> memories::BoxedQuery<'static, Pg, (Timestamptz, BigInt, BigInt, Integer)> {
     let mut select = memories::table
-        .select((memories::created_at, memories::id, memories::data_bytes))
+        .select((
+            memories::created_at,
+            memories::id,
+            memories::context_id,
+            memories::data_bytes,
+        ))
         .order((memories::created_at.desc(), memories::id.desc()))
         .limit(query.page_size.fetch_limit())
         .into_boxed();
-    if let Some(context_id) = context_id {
-        select = select.filter(memories::context_id.eq(context_id));
+    let context = recording_contexts::table
+        .select(recording_contexts::id)
+        .into_boxed();
+    match &query.contexts {
+        ContextSelection::All => {}
+        ContextSelection::Named(name) => {
+            let named = context.filter(recording_contexts::name.eq(name.as_str().to_owned()));
+            select = select.filter(memories::context_id.nullable().eq(named.single_value()));
+        }
+        ContextSelection::Recording => {
+            let recording = context.filter(recording_contexts::is_active.eq(true));
+            select = select.filter(memories::context_id.nullable().eq(recording.single_value()));
+        }
     }
     if let Some(memory_type) = &query.memory_type {
         select = select.filter(memories::memory_type.eq(memory_type.as_str().to_owned()));
@@ -128,15 +182,7 @@ pub async fn plan(
                 .or(memories::created_at.eq(created_at).and(memories::id.lt(id))),
         );
     }
-    let rows: Vec<(DateTime<Utc>, i64, i32)> = select.load(conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(created_at, id, data_bytes)| Planned {
-            position: Position { created_at, id },
-            // A generated octet_length: never negative.
-            data_bytes: usize::try_from(data_bytes).unwrap_or(0),
-        })
-        .collect())
+    select
 }
 
 /// The memories with these ids, with their context's name, newest first.
@@ -161,4 +207,24 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
         .execute(conn)
         .await?;
     Ok(deleted > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::debug_query;
+    use ninaivalaigal::memory_v1::RecallRequest;
+
+    use super::*;
+
+    #[test]
+    fn a_plan_finds_its_context_inside_the_statement() {
+        let query = RecallQuery::try_from(RecallRequest {
+            context: "work".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let shown = debug_query(&plan_query(&query, None)).to_string();
+        let expected = include_str!("plan_named.sql").trim_end();
+        assert_eq!(shown, format!("{expected} -- binds: [\"work\", 1, 51]"));
+    }
 }

@@ -6,13 +6,14 @@
 pub mod contexts;
 pub mod memories;
 pub mod models;
+pub mod remember;
 pub mod usage;
 pub mod writer;
 
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 use futures::future::BoxFuture;
 use ninaivalaigal::db::PgPool;
 use tokio::time::Instant;
@@ -23,7 +24,7 @@ use crate::{
 };
 
 /// Runs `work` in one transaction as the scope's user, within its deadline:
-/// checks a connection out, begins, and in one round trip sets
+/// checks a connection out and, in one round trip, begins and sets
 /// `app.current_user_id` and `statement_timeout` for this transaction only
 /// (`SET LOCAL`, so neither can leak to the next user of the pooled
 /// connection), then runs `work` and commits, or rolls back if it fails.
@@ -41,14 +42,14 @@ where
     let conn: &mut AsyncPgConnection = &mut pooled;
     // Measured after the checkout, which may have waited.
     let budget = scope.statement_budget();
-    let settings = transaction_settings(scope.user.user_id, budget);
+    let begin = format!(
+        "BEGIN; {}",
+        transaction_settings(scope.user.user_id, budget)
+    );
     let timed_out_after = Instant::now() + budget;
-    conn.transaction(async move |conn| {
-        conn.batch_execute(&settings).await?;
-        work(conn).await
-    })
-    .await
-    .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
+    in_transaction(conn, &begin, work)
+        .await
+        .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
 
 /// The statements that open every user transaction: who the caller is and
@@ -86,17 +87,53 @@ where
 {
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
-    let settings = transaction_settings(user_id, budget);
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {}",
+        transaction_settings(user_id, budget)
+    );
     let timed_out_after = Instant::now() + budget;
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
-        .run(async move |conn| {
-            conn.batch_execute(&settings).await?;
-            work(conn).await
-        })
+    in_transaction(conn, &begin, work)
         .await
         .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
+}
+
+/// Runs `work` in a transaction that `begin` opens (`BEGIN` and the
+/// transaction's settings, sent as one simple query: one round trip), then
+/// commits, or rolls back if `work` fails, as `AsyncConnection::transaction`
+/// does.
+///
+/// The transaction goes through diesel-async's transaction manager, never
+/// around it: `begin_transaction_sql` records the open transaction, so a
+/// connection whose future is dropped mid-transaction (a cancelled request)
+/// counts as broken and bb8 discards it instead of handing it, still inside
+/// this user's transaction, to the next request. That is what keeps one
+/// user's transaction (and its `SET LOCAL` user) from reaching another.
+async fn in_transaction<R, F>(conn: &mut AsyncPgConnection, begin: &str, work: F) -> Result<R>
+where
+    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>>,
+{
+    type Manager = AnsiTransactionManager;
+    if let Err(error) = Manager::begin_transaction_sql(conn, begin).await {
+        // `BEGIN` may have succeeded and a later statement of the string
+        // failed: the server is then in a transaction the manager has not
+        // recorded. Marking the manager broken makes bb8 discard the
+        // connection rather than reuse it in that state.
+        <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn)
+            .set_in_error();
+        return Err(error.into());
+    }
+    match work(conn).await {
+        Ok(value) => {
+            Manager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(work_error) => match Manager::rollback_transaction(conn).await {
+            // The original error says more than a rollback that found the
+            // manager broken by it.
+            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(work_error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
+    }
 }
 
 /// PostgreSQL's message for SQLSTATE 57014 raised by `statement_timeout`

@@ -43,7 +43,7 @@ pub struct NewContext<'a> {
 }
 
 /// A row of `memories`, without its search vector.
-#[derive(Clone, Debug, Queryable, Selectable)]
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = memories, check_for_backend(Pg))]
 pub struct MemoryRow {
     pub id: i64,

@@ -13,7 +13,7 @@ use crate::{
         self, contexts, memories,
         models::{ContextRow, MemoryRow},
         usage,
-        writer::Writer,
+        writer::{self, Writer},
     },
     error::{Error, Result},
     input::{ContextName, MemoryId},
@@ -53,10 +53,10 @@ pub async fn remember(
     let quota = state.quota;
     let stored = db::with_user(&state.pool, &scope, move |conn| {
         async move {
-            // Held until commit: a concurrent Remember waits here and then
-            // sees this memory counted (and, for a retry, stored).
-            let mut writer = Writer::begin(conn, owner_id, quota).await?;
-            writer.store(conn, &write).await
+            // Locks the usage row until commit: a concurrent Remember
+            // waits for it and then sees this memory counted (and, for a
+            // retry, stored).
+            writer::store_one(conn, owner_id, quota, &write).await
         }
         .boxed()
     })
@@ -139,15 +139,21 @@ pub async fn recall(
     let byte_limit = state.max_response_bytes;
     let (page, fingerprint) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
-            let context_id = match &query.contexts {
-                ContextSelection::All => None,
-                ContextSelection::Named(name) => Some(find_named(conn, name).await?.id),
-                ContextSelection::Recording => Some(resolve(conn, None).await?.id),
+            // Sizes first, then only the data that fits the budget. The plan
+            // finds the context itself; its result counts only once the
+            // page token is found to belong to this query.
+            let planned = memories::plan(conn, &query, query.unchecked_after()).await?;
+            let context_id = match (&query.contexts, planned.first()) {
+                (ContextSelection::All, _) => None,
+                (_, Some(first)) => Some(first.context_id),
+                // No candidates: the context may not exist, which must be
+                // said (NOT_FOUND, FAILED_PRECONDITION) before the token
+                // is judged, as when it was looked up first.
+                (ContextSelection::Named(name), None) => Some(find_named(conn, name).await?.id),
+                (ContextSelection::Recording, None) => Some(resolve(conn, None).await?.id),
             };
             let fingerprint = query.fingerprint(context_id);
-            let after = query.after(&fingerprint)?;
-            // Sizes first, then only the data that fits the budget.
-            let planned = memories::plan(conn, &query, context_id, after).await?;
+            query.after(&fingerprint)?;
             let candidates = &planned[..planned.len().min(page_size)];
             let take = budget::fitting(
                 candidates

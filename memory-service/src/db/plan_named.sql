@@ -1,0 +1,1 @@
+SELECT "memories"."created_at", "memories"."id", "memories"."context_id", "memories"."data_bytes" FROM "memories" WHERE ("memories"."context_id" = (SELECT "recording_contexts"."id" FROM "recording_contexts" WHERE ("recording_contexts"."name" = $1) LIMIT $2)) ORDER BY "memories"."created_at" DESC, "memories"."id" DESC LIMIT $3
