@@ -10,7 +10,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ninaivalaigal::schema::{memories, recording_contexts};
 
-use super::models::{MemoryRow, NewMemory};
+use super::{
+    models::{MemoryRow, NewMemory},
+    terms,
+};
 use uuid::Uuid;
 
 use crate::{error::Result, paging::Position, recall::RecallQuery};
@@ -96,6 +99,13 @@ pub async fn plan(
     context_id: Option<i64>,
     after: Option<Position>,
 ) -> Result<Vec<Planned>> {
+    // A text query reaches its candidates through the term index when it
+    // can (see `terms`); otherwise it filters the scan below.
+    if let Some(text) = &query.text
+        && let Some(rows) = terms::plan(conn, query, text, context_id, after).await?
+    {
+        return Ok(planned(rows));
+    }
     let mut select = memories::table
         .select((memories::created_at, memories::id, memories::data_bytes))
         .order((memories::created_at.desc(), memories::id.desc()))
@@ -128,15 +138,18 @@ pub async fn plan(
                 .or(memories::created_at.eq(created_at).and(memories::id.lt(id))),
         );
     }
-    let rows: Vec<(DateTime<Utc>, i64, i32)> = select.load(conn).await?;
-    Ok(rows
-        .into_iter()
+    Ok(planned(select.load(conn).await?))
+}
+
+/// Planned memories from rows of (created_at, id, data_bytes).
+fn planned(rows: Vec<(DateTime<Utc>, i64, i32)>) -> Vec<Planned> {
+    rows.into_iter()
         .map(|(created_at, id, data_bytes)| Planned {
             position: Position { created_at, id },
             // A generated octet_length: never negative.
             data_bytes: usize::try_from(data_bytes).unwrap_or(0),
         })
-        .collect())
+        .collect()
 }
 
 /// The memories with these ids, with their context's name, newest first.

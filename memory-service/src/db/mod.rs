@@ -6,6 +6,7 @@
 pub mod contexts;
 pub mod memories;
 pub mod models;
+pub mod terms;
 pub mod usage;
 pub mod writer;
 
@@ -113,8 +114,7 @@ const STATEMENT_TIMEOUT_MESSAGE: &str = "canceling statement due to statement ti
 fn deadline_exceeded_if_timed_out(error: Error, timed_out_after: Instant) -> Error {
     match error {
         Error::Database(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info))
-            if info.message() == STATEMENT_TIMEOUT_MESSAGE
-                || Instant::now() >= timed_out_after =>
+            if info.message() == STATEMENT_TIMEOUT_MESSAGE || Instant::now() >= timed_out_after =>
         {
             tracing::info!(
                 detail = info.message(),
@@ -175,8 +175,10 @@ mod tests {
     fn a_statement_timeout_is_deadline_exceeded_even_when_it_fired_early() {
         // A wall clock stepped forward makes PostgreSQL fire the timer early.
         let later = Instant::now() + Duration::from_secs(60);
-        let error =
-            deadline_exceeded_if_timed_out(unknown_database_error(STATEMENT_TIMEOUT_MESSAGE), later);
+        let error = deadline_exceeded_if_timed_out(
+            unknown_database_error(STATEMENT_TIMEOUT_MESSAGE),
+            later,
+        );
         assert_eq!(
             tonic::Status::from(error).code(),
             tonic::Code::DeadlineExceeded
@@ -186,10 +188,8 @@ mod tests {
     #[test]
     fn errors_before_the_budget_is_spent_stay_what_they_are() {
         let later = Instant::now() + Duration::from_secs(60);
-        let error = deadline_exceeded_if_timed_out(
-            unknown_database_error("division by zero"),
-            later,
-        );
+        let error =
+            deadline_exceeded_if_timed_out(unknown_database_error("division by zero"), later);
         assert_eq!(tonic::Status::from(error).code(), tonic::Code::Internal);
         let spent = Instant::now() - Duration::from_millis(1);
         let not_found = Error::Database(DieselError::NotFound);
