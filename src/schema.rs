@@ -37,6 +37,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    memory_terms (owner_id, term, created_at, memory_id) {
+        owner_id -> Int8,
+        term -> Text,
+        created_at -> Timestamptz,
+        memory_id -> Int8,
+        context_id -> Int8,
+    }
+}
+
+diesel::table! {
     memory_usage (owner_id) {
         owner_id -> Int8,
         memories -> Int8,
@@ -109,6 +119,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     memories,
+    memory_terms,
     memory_usage,
     recording_contexts,
     refresh_tokens,

@@ -80,7 +80,7 @@ SET citus.override_table_visibility = off;
 SELECT c.relname
   FROM pg_class c
  WHERE c.relkind = 'r'
-   AND c.relname ~ '^(recording_contexts|memories|memory_usage|users)_[0-9]+$'
+   AND c.relname ~ '^(recording_contexts|memories|memory_terms|memory_usage|users)_[0-9]+$'
    AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity
         OR NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid));
 SQL

@@ -184,7 +184,12 @@ async fn row_level_security_holds_on_every_worker_for_the_service_role() {
 
     for port in workers() {
         let mut conn = connect_on(port, Role::Memory, pair.db.name()).await;
-        for table in ["memories", "recording_contexts", "memory_usage"] {
+        for table in [
+            "memories",
+            "memory_terms",
+            "recording_contexts",
+            "memory_usage",
+        ] {
             for shard in shards_on(&pair, table, port).await {
                 // No user set, or an empty one: nothing, shard by shard.
                 let sql = format!("SELECT count(*) AS n FROM {shard}");

@@ -11,7 +11,11 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ninaivalaigal::schema::{memories, recording_contexts};
 
-use super::models::{MemoryRow, NewMemory};
+use super::{
+    contexts,
+    models::{MemoryRow, NewMemory},
+    terms,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -117,6 +121,21 @@ pub async fn plan(
     query: &RecallQuery,
     after: Option<Position>,
 ) -> Result<Vec<Planned>> {
+    // A text query reaches its candidates through the term index when it
+    // can (see `terms`); otherwise it filters the scan below.
+    if let Some(text) = &query.text {
+        let context_id = match &query.contexts {
+            ContextSelection::All => None,
+            selection => match context_id(conn, selection).await? {
+                Some(id) => Some(id),
+                // No such context: no candidates, as the scan would find.
+                None => return Ok(Vec::new()),
+            },
+        };
+        if let Some(planned) = terms::plan(conn, query, text, context_id, after).await? {
+            return Ok(planned);
+        }
+    }
     let rows: Vec<(DateTime<Utc>, i64, i64, i32)> = plan_query(query, after).load(conn).await?;
     Ok(rows
         .into_iter()
@@ -127,6 +146,19 @@ pub async fn plan(
             data_bytes: usize::try_from(data_bytes).unwrap_or(0),
         })
         .collect())
+}
+
+/// The id of the context `selection` names (not [`ContextSelection::All`]).
+async fn context_id(
+    conn: &mut AsyncPgConnection,
+    selection: &ContextSelection,
+) -> Result<Option<i64>> {
+    let context = match selection {
+        ContextSelection::Named(name) => contexts::find_by_name(conn, name.as_str()).await?,
+        ContextSelection::Recording => contexts::find_recording(conn).await?,
+        ContextSelection::All => None,
+    };
+    Ok(context.map(|context| context.id))
 }
 
 /// The statement of [`plan`].

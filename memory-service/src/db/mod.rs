@@ -7,6 +7,7 @@ pub mod contexts;
 pub mod memories;
 pub mod models;
 pub mod remember;
+pub mod terms;
 pub mod usage;
 pub mod writer;
 
