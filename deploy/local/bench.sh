@@ -61,13 +61,30 @@ PGPORT="$(db_env_value NINAIVALAIGAL_PG_PORT)"
 
 # Back to the set-up's data: the memories the load stored go (as the
 # superuser, past row-level security; the usage trigger counts them out).
+# Prints how many went, so that a run that stored nothing is caught.
 reset_data() {
-  as_postgres psql -X -q -p "$PGPORT" -d ninaivalaigal -v ON_ERROR_STOP=1 <<SQL >/dev/null
-DELETE FROM memories
- WHERE owner_id BETWEEN $FIRST_ID AND $LAST_ID
-   AND (data::jsonb -> 'tags') ? 'em-bench-load';
-VACUUM (ANALYZE) memories, memory_usage;
+  local deleted
+  deleted="$(as_postgres psql -X -q -At -p "$PGPORT" -d ninaivalaigal -v ON_ERROR_STOP=1 <<SQL
+WITH gone AS (
+  DELETE FROM memories
+   WHERE owner_id BETWEEN $FIRST_ID AND $LAST_ID
+     AND (data::jsonb -> 'tags') ? 'em-bench-load'
+  RETURNING 1)
+SELECT count(*) FROM gone;
 SQL
+)"
+  as_postgres psql -X -q -p "$PGPORT" -d ninaivalaigal -c 'VACUUM (ANALYZE) memories, memory_terms, memory_usage' >/dev/null
+  echo "$deleted"
+}
+
+# After a Remember run: the load's memories must be there.
+check_stored() {
+  local stored
+  stored="$(reset_data)"
+  if [ "$1" = remember ] && [ "$stored" -eq 0 ]; then
+    echo "bench: the $2 Remember run stored nothing; is the context 'bench' there?" >&2
+    exit 1
+  fi
 }
 
 run_pair() {
@@ -94,20 +111,20 @@ run_pgbench() {
 
 say "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)"
 printf 'round\twork\tclient\tper_second\n' >"$RESULTS"
-reset_data
+reset_data >/dev/null
 for round in $(seq 1 "$ROUNDS"); do
   for work in "${WORK[@]}"; do
     say "round $round, $work: the pair"
     printf '%s\t%s\tpair\t%s\n' "$round" "$work" "$(run_pair "$work")" >>"$RESULTS"
-    reset_data
+    check_stored "$work" pair
     say "round $round, $work: pgbench, plain"
     printf '%s\t%s\tplain\t%s\n' "$round" "$work" \
       "$(run_pgbench "$SCRIPTS/$work.sql" simple)" >>"$RESULTS"
-    reset_data
+    check_stored "$work" plain
     say "round $round, $work: pgbench, prepared and pipelined"
     printf '%s\t%s\tpipelined\t%s\n' "$round" "$work" \
       "$(run_pgbench "$SCRIPTS/$work-pipelined.sql" prepared)" >>"$RESULTS"
-    reset_data
+    check_stored "$work" pipelined
   done
 done
 
