@@ -16,7 +16,9 @@
 # It starts the system with up.sh first. Settings (environment):
 #   BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CLIENTS (16),
 #   BENCH_CONNECTIONS (4, the pair's HTTP/2 connections), BENCH_USERS (8),
-#   BENCH_MEMORIES (200 per account), BENCH_WORK ("remember recall").
+#   BENCH_MEMORIES (200 per account), BENCH_WORK ("remember recall"),
+#   BENCH_PREFIX ("em-bench", the accounts' emails; their ids must follow
+#   one another, so a prefix whose accounts were made piecemeal needs a new one).
 # Memories the load stores are deleted after each run, so that repeated
 # runs start from the same data and stay within the per-user quota.
 set -euo pipefail
@@ -28,6 +30,7 @@ CLIENTS="${BENCH_CLIENTS:-16}"
 CONNECTIONS="${BENCH_CONNECTIONS:-4}"
 USERS="${BENCH_USERS:-8}"
 MEMORIES="${BENCH_MEMORIES:-200}"
+PREFIX="${BENCH_PREFIX:-em-bench}"
 read -r -a WORK <<<"${BENCH_WORK:-remember recall}"
 SCRIPTS="$REPO_ROOT/deploy/local/bench"
 OUT="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
@@ -40,7 +43,7 @@ bash "$REPO_ROOT/deploy/local/up.sh"
 say "building the load generator (cargo build --release --bin em-bench)"
 (cd "$REPO_ROOT" && cargo build --release --locked --bin em-bench)
 
-pair_args=(--memory-url "$MEMORY_URL" --auth-url "$AUTH_URL" --users "$USERS"
+pair_args=(--memory-url "$MEMORY_URL" --auth-url "$AUTH_URL" --prefix "$PREFIX" --users "$USERS"
   --memories-per-user "$MEMORIES" --clients "$CLIENTS" --connections "$CONNECTIONS")
 
 say "setting up $USERS accounts with $MEMORIES memories each"
@@ -51,7 +54,7 @@ read -r FIRST_ID LAST_ID < <(python3 -c '
 import json, sys
 ids = [u["id"] for u in json.load(sys.stdin)["users"]]
 if ids != list(range(ids[0], ids[0] + len(ids))):
-    sys.exit("the accounts ids are not consecutive: %s; use another prefix" % ids)
+    sys.exit("the accounts ids are not consecutive: %s; set another BENCH_PREFIX" % ids)
 print(ids[0], ids[-1])' <<<"$setup")
 
 as_postgres() {
