@@ -229,6 +229,35 @@ impl MemoryAs {
     }
 }
 
+/// A Remember request for a note in `context` (empty: the recording
+/// context), with `request_id` (empty: none).
+pub fn remember_request(
+    context: &str,
+    data: serde_json::Value,
+    request_id: &str,
+) -> pb::RememberRequest {
+    pb::RememberRequest {
+        context: context.into(),
+        r#type: "note".into(),
+        data: Some(to_struct(data)),
+        request_id: request_id.into(),
+    }
+}
+
+/// Sends `request` as `user`; the whole answer, `already_stored` included.
+pub async fn remember(
+    pair: &TestPair,
+    user: &TestUser,
+    request: pb::RememberRequest,
+) -> Result<pb::RememberResponse, Status> {
+    Ok(pair
+        .memory_client()
+        .await
+        .remember(bearer(request, &user.access_token))
+        .await?
+        .into_inner())
+}
+
 /// A JSON object as a `Struct`. Panics on anything but an object.
 pub fn to_struct(value: serde_json::Value) -> Struct {
     match to_value(value).kind {

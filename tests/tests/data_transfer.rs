@@ -13,7 +13,7 @@ use ninaivalaigal::memory_v1::{self as pb, export_memories_response::Item};
 use ninaivalaigal_tests::{
     PairSettings, TestPair, TestUser, bearer,
     cluster::Role,
-    memory::{MemoryAs, to_struct},
+    memory::{MemoryAs, remember, remember_request, to_struct},
     spawn_pair, spawn_pair_with,
 };
 use prost_types::Timestamp;
@@ -21,32 +21,6 @@ use serde_json::json;
 use tonic::{Code, Status};
 
 const REQUEST_ID: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
-
-fn remember_request(
-    context: &str,
-    data: serde_json::Value,
-    request_id: &str,
-) -> pb::RememberRequest {
-    pb::RememberRequest {
-        context: context.into(),
-        r#type: "note".into(),
-        data: Some(to_struct(data)),
-        request_id: request_id.into(),
-    }
-}
-
-async fn remember(
-    pair: &TestPair,
-    user: &TestUser,
-    request: pb::RememberRequest,
-) -> Result<pb::RememberResponse, Status> {
-    Ok(pair
-        .memory_client()
-        .await
-        .remember(bearer(request, &user.access_token))
-        .await?
-        .into_inner())
-}
 
 #[derive(QueryableByName)]
 struct TextRow {

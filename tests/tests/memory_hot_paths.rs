@@ -16,37 +16,15 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use ninaivalaigal::memory_v1 as pb;
 use ninaivalaigal_tests::{
-    PairSettings, TestPair, TestUser, bearer, cluster::Role, db::set_rls_user, eventually,
-    memory::to_struct, spawn_pair, spawn_pair_with,
+    PairSettings, TestPair, bearer,
+    cluster::Role,
+    db::set_rls_user,
+    eventually,
+    memory::{remember, remember_request},
+    spawn_pair, spawn_pair_with,
 };
 use serde_json::json;
-use tonic::{Code, Status};
-
-fn remember_request(
-    context: &str,
-    data: serde_json::Value,
-    request_id: &str,
-) -> pb::RememberRequest {
-    pb::RememberRequest {
-        context: context.into(),
-        r#type: "note".into(),
-        data: Some(to_struct(data)),
-        request_id: request_id.into(),
-    }
-}
-
-async fn remember(
-    pair: &TestPair,
-    user: &TestUser,
-    request: pb::RememberRequest,
-) -> Result<pb::RememberResponse, Status> {
-    Ok(pair
-        .memory_client()
-        .await
-        .remember(bearer(request, &user.access_token))
-        .await?
-        .into_inner())
-}
+use tonic::Code;
 
 #[derive(QueryableByName, Debug, PartialEq, Eq)]
 struct Counts {
