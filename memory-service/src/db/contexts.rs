@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 
 use diesel::{dsl::count_star, prelude::*};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
 use ninaivalaigal::schema::{memories, recording_contexts};
 
 use super::models::{ContextRow, NewContext};
 use crate::error::Result;
 
 /// Inserts a context and returns it.
-pub async fn insert(conn: &mut AsyncPgConnection, new: &NewContext<'_>) -> Result<ContextRow> {
+pub async fn insert(conn: &mut Conn<'_>, new: &NewContext<'_>) -> Result<ContextRow> {
     Ok(diesel::insert_into(recording_contexts::table)
         .values(new)
         .returning(ContextRow::as_returning())
@@ -21,7 +23,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewContext<'_>) -> Resul
 }
 
 /// The context named `name`, if the caller has one.
-pub async fn find_by_name(conn: &mut AsyncPgConnection, name: &str) -> Result<Option<ContextRow>> {
+pub async fn find_by_name(conn: &mut Conn<'_>, name: &str) -> Result<Option<ContextRow>> {
     Ok(recording_contexts::table
         .filter(recording_contexts::name.eq(name))
         .select(ContextRow::as_select())
@@ -31,7 +33,7 @@ pub async fn find_by_name(conn: &mut AsyncPgConnection, name: &str) -> Result<Op
 }
 
 /// The context that is recording, if any.
-pub async fn find_recording(conn: &mut AsyncPgConnection) -> Result<Option<ContextRow>> {
+pub async fn find_recording(conn: &mut Conn<'_>) -> Result<Option<ContextRow>> {
     Ok(recording_contexts::table
         .filter(recording_contexts::is_active.eq(true))
         .select(ContextRow::as_select())
@@ -43,7 +45,7 @@ pub async fn find_recording(conn: &mut AsyncPgConnection) -> Result<Option<Conte
 /// Locks every context of the caller (`owner_id`, the scope's user), so that
 /// concurrent StartRecording calls take turns instead of racing for the
 /// one-recording index.
-pub async fn lock_all(conn: &mut AsyncPgConnection, owner_id: i64) -> Result<()> {
+pub async fn lock_all(conn: &mut Conn<'_>, owner_id: i64) -> Result<()> {
     // In id order: two transactions that lock in different orders deadlock,
     // and a seqscan's order changes as updates move rows. The owner filter
     // restricts nothing that row-level security has not already; it names
@@ -60,11 +62,7 @@ pub async fn lock_all(conn: &mut AsyncPgConnection, owner_id: i64) -> Result<()>
 }
 
 /// Up to `limit` contexts by name, after `after`.
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<ContextRow>> {
+pub async fn list(conn: &mut Conn<'_>, after: Option<&str>, limit: i64) -> Result<Vec<ContextRow>> {
     let mut query = recording_contexts::table
         .select(ContextRow::as_select())
         .order(recording_contexts::name.asc())
@@ -77,7 +75,7 @@ pub async fn list(
 }
 
 /// Number of memories in each of the contexts `ids` (absent means none).
-pub async fn memory_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+pub async fn memory_counts(conn: &mut Conn<'_>, ids: &[i64]) -> Result<HashMap<i64, i64>> {
     let counts: Vec<(i64, i64)> = memories::table
         .filter(memories::context_id.eq_any(ids))
         .group_by(memories::context_id)
@@ -88,11 +86,7 @@ pub async fn memory_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<
 }
 
 /// Sets whether a context is recording, touching its update time.
-pub async fn set_recording(
-    conn: &mut AsyncPgConnection,
-    id: i64,
-    recording: bool,
-) -> Result<ContextRow> {
+pub async fn set_recording(conn: &mut Conn<'_>, id: i64, recording: bool) -> Result<ContextRow> {
     Ok(diesel::update(recording_contexts::table)
         .filter(recording_contexts::id.eq(id))
         .set((
@@ -105,7 +99,7 @@ pub async fn set_recording(
 }
 
 /// Deletes a context and its memories; returns how many memories went.
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<i64> {
+pub async fn delete(conn: &mut Conn<'_>, id: i64) -> Result<i64> {
     // The foreign key would cascade too; deleting first gives the count.
     let memories = diesel::delete(memories::table.filter(memories::context_id.eq(id)))
         .execute(conn)

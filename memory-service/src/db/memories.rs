@@ -8,7 +8,9 @@ use diesel::{
     prelude::*,
     sql_types::{BigInt, Bool, Integer, Text, Timestamptz},
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
 use ninaivalaigal::schema::{memories, recording_contexts};
 
 use super::{
@@ -28,10 +30,7 @@ use crate::{
 /// stored already (the unique `(owner_id, request_id)` decides, so of
 /// racing retries exactly one inserts; one that waited on another's insert
 /// finds it committed once this returns).
-pub async fn insert_once(
-    conn: &mut AsyncPgConnection,
-    new: &NewMemory<'_>,
-) -> Result<Option<MemoryRow>> {
+pub async fn insert_once(conn: &mut Conn<'_>, new: &NewMemory<'_>) -> Result<Option<MemoryRow>> {
     Ok(diesel::insert_into(memories::table)
         .values(new)
         .on_conflict((memories::owner_id, memories::request_id))
@@ -44,7 +43,7 @@ pub async fn insert_once(
 
 /// The memory stored under a request id, with its context's name.
 pub async fn find_by_request_id(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     request_id: Uuid,
 ) -> Result<Option<(MemoryRow, String)>> {
     Ok(memories::table
@@ -63,7 +62,7 @@ pub async fn find_by_request_id(
 /// Up to `limit` memories of a context in export order (oldest first, then
 /// by id), after `after` if given: keyset pages of one snapshot.
 pub async fn export_page(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     context_id: i64,
     after: Option<Position>,
     limit: i64,
@@ -117,7 +116,7 @@ pub struct Planned {
 /// The recording context's has `"recording_contexts"."is_active" = $1`
 /// (true) in place of the name; each other filter adds its condition.
 pub async fn plan(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     query: &RecallQuery,
     after: Option<Position>,
 ) -> Result<Vec<Planned>> {
@@ -149,10 +148,7 @@ pub async fn plan(
 }
 
 /// The id of the context `selection` names (not [`ContextSelection::All`]).
-async fn context_id(
-    conn: &mut AsyncPgConnection,
-    selection: &ContextSelection,
-) -> Result<Option<i64>> {
+async fn context_id(conn: &mut Conn<'_>, selection: &ContextSelection) -> Result<Option<i64>> {
     let context = match selection {
         ContextSelection::Named(name) => contexts::find_by_name(conn, name.as_str()).await?,
         ContextSelection::Recording => contexts::find_recording(conn).await?,
@@ -166,16 +162,31 @@ fn plan_query(
     query: &RecallQuery,
     after: Option<Position>,
 ) -> memories::BoxedQuery<'static, Pg, (Timestamptz, BigInt, BigInt, Integer)> {
-    let mut select = memories::table
-        .select((
-            memories::created_at,
-            memories::id,
-            memories::context_id,
-            memories::data_bytes,
-        ))
+    candidates(
+        memories::table
+            .select((
+                memories::created_at,
+                memories::id,
+                memories::context_id,
+                memories::data_bytes,
+            ))
+            .into_boxed(),
+        query,
+        after,
+    )
+}
+
+/// `select` (of `memories`) limited to `query`'s candidates: in the
+/// contexts it selects, matching its filters, after `after` if given,
+/// newest first, up to its page size plus one.
+pub(super) fn candidates<ST: 'static>(
+    mut select: memories::BoxedQuery<'static, Pg, ST>,
+    query: &RecallQuery,
+    after: Option<Position>,
+) -> memories::BoxedQuery<'static, Pg, ST> {
+    select = select
         .order((memories::created_at.desc(), memories::id.desc()))
-        .limit(query.page_size.fetch_limit())
-        .into_boxed();
+        .limit(query.page_size.fetch_limit());
     let context = recording_contexts::table
         .select(recording_contexts::id)
         .into_boxed();
@@ -219,7 +230,7 @@ fn plan_query(
 
 /// The memories with these ids, with their context's name, newest first.
 /// One deleted since it was planned is simply absent.
-pub async fn load(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<(MemoryRow, String)>> {
+pub async fn load(conn: &mut Conn<'_>, ids: &[i64]) -> Result<Vec<(MemoryRow, String)>> {
     Ok(memories::table
         .inner_join(
             recording_contexts::table.on(recording_contexts::owner_id
@@ -234,7 +245,7 @@ pub async fn load(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<(Memo
 }
 
 /// Deletes one memory; returns whether it existed (for the caller).
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+pub async fn delete(conn: &mut Conn<'_>, id: i64) -> Result<bool> {
     let deleted = diesel::delete(memories::table.filter(memories::id.eq(id)))
         .execute(conn)
         .await?;

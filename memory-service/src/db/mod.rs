@@ -6,6 +6,7 @@
 pub mod contexts;
 pub mod memories;
 pub mod models;
+pub mod page;
 pub mod remember;
 pub mod terms;
 pub mod usage;
@@ -13,8 +14,13 @@ pub mod writer;
 
 use std::time::Duration;
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use diesel::{
+    connection::TransactionDepthChange,
+    result::{DatabaseErrorKind, Error as DieselError},
+};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+};
 use futures::future::BoxFuture;
 use ninaivalaigal::db::PgPool;
 use tokio::time::Instant;
@@ -24,11 +30,18 @@ use crate::{
     scope::RequestScope,
 };
 
+/// A connection inside a user transaction, shared so that the statements
+/// that open the transaction and the first statement of its work reach
+/// PostgreSQL in one round trip: diesel-async pipelines the queries of
+/// futures polled together on a `&AsyncPgConnection`, in the order they
+/// are first polled.
+pub type Conn<'c> = &'c AsyncPgConnection;
+
 /// Runs `work` in one transaction as the scope's user, within its deadline:
-/// checks a connection out and, in one round trip, begins and sets
-/// `app.current_user_id` and `statement_timeout` for this transaction only
-/// (`SET LOCAL`, so neither can leak to the next user of the pooled
-/// connection), then runs `work` and commits, or rolls back if it fails.
+/// checks a connection out, begins and sets `app.current_user_id` and
+/// `statement_timeout` for this transaction only (`SET LOCAL`, so neither
+/// can leak to the next user of the pooled connection), sending them with
+/// `work`'s first statement, then commits, or rolls back if `work` fails.
 ///
 /// Each statement may run for the time left when the transaction began
 /// (less a reserve for answering); a statement cancelled by it is
@@ -37,7 +50,7 @@ use crate::{
 pub async fn with_user<R, F>(pool: &PgPool, scope: &RequestScope, work: F) -> Result<R>
 where
     R: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send + 'static,
+    F: for<'c, 'a> FnOnce(&'c mut Conn<'a>) -> BoxFuture<'c, Result<R>> + Send + 'static,
 {
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
@@ -84,7 +97,7 @@ pub async fn with_user_snapshot<R, F>(
 ) -> Result<R>
 where
     R: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>> + Send + 'static,
+    F: for<'c, 'a> FnOnce(&'c mut Conn<'a>) -> BoxFuture<'c, Result<R>> + Send + 'static,
 {
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
@@ -99,31 +112,50 @@ where
 }
 
 /// Runs `work` in a transaction that `begin` opens (`BEGIN` and the
-/// transaction's settings, sent as one simple query: one round trip), then
-/// commits, or rolls back if `work` fails, as `AsyncConnection::transaction`
-/// does.
+/// transaction's settings, one simple query), then commits, or rolls back
+/// if `work` fails, as `AsyncConnection::transaction` does. `begin` and
+/// `work`'s first statement are sent together: one round trip fewer.
 ///
 /// The transaction goes through diesel-async's transaction manager, never
-/// around it: `begin_transaction_sql` records the open transaction, so a
-/// connection whose future is dropped mid-transaction (a cancelled request)
-/// counts as broken and bb8 discards it instead of handing it, still inside
-/// this user's transaction, to the next request. That is what keeps one
-/// user's transaction (and its `SET LOCAL` user) from reaching another.
+/// around it. It is recorded as open before anything is sent (where
+/// `begin_transaction_sql` records it once its `BEGIN` has returned), so a
+/// connection whose future is dropped at any point of the transaction (a
+/// cancelled request) counts as broken, and bb8 discards it instead of
+/// handing it, still inside this user's transaction, to the next request.
+/// That is what keeps one user's transaction (and its `SET LOCAL` user)
+/// from reaching another.
+///
+/// `work`'s statements follow `begin` on the wire, so they run inside the
+/// transaction it opens. Should `begin` fail, they run without a user, and
+/// every row-level security policy fails closed on them; their outcome is
+/// dropped, and so is the connection.
 async fn in_transaction<R, F>(conn: &mut AsyncPgConnection, begin: &str, work: F) -> Result<R>
 where
-    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<R>>,
+    F: for<'c, 'a> FnOnce(&'c mut Conn<'a>) -> BoxFuture<'c, Result<R>>,
 {
     type Manager = AnsiTransactionManager;
-    if let Err(error) = Manager::begin_transaction_sql(conn, begin).await {
+    let status =
+        <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn);
+    let state = status.transaction_state()?;
+    if state.transaction_depth().is_some() {
+        // bb8 hands out no connection still inside a transaction; this one
+        // would nest ours as a savepoint, under someone else's settings.
+        status.set_in_error();
+        return Err(DieselError::AlreadyInTransaction.into());
+    }
+    state.change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+    let shared: Conn<'_> = conn;
+    let (mut for_begin, mut for_work) = (shared, shared);
+    // `join!` polls in order: `begin` is queued before `work`'s first statement.
+    let (began, outcome) = futures::join!(for_begin.batch_execute(begin), work(&mut for_work));
+    if let Err(error) = began {
         // `BEGIN` may have succeeded and a later statement of the string
-        // failed: the server is then in a transaction the manager has not
-        // recorded. Marking the manager broken makes bb8 discard the
-        // connection rather than reuse it in that state.
+        // failed: the server's state is unknown, so the connection goes.
         <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn)
             .set_in_error();
         return Err(error.into());
     }
-    match work(conn).await {
+    match outcome {
         Ok(value) => {
             Manager::commit_transaction(conn).await?;
             Ok(value)

@@ -48,7 +48,9 @@ use diesel::{
     query_builder::{AstPass, Query, QueryFragment, QueryId},
     sql_types::{BigInt, Bool, Json, Nullable, Text, Untyped},
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
 use uuid::Uuid;
 
 use super::models::{JsonText, MemoryRow};
@@ -108,7 +110,7 @@ impl<'a> RememberOne<'a> {
 
     /// Stores the memory when the usual case holds; `None` when it stored
     /// nothing (see the module's comment).
-    pub async fn run(&self, conn: &mut AsyncPgConnection) -> Result<Option<(MemoryRow, String)>> {
+    pub async fn run(&self, conn: &mut Conn<'_>) -> Result<Option<(MemoryRow, String)>> {
         let stored: Option<Stored> = self.get_result(conn).await.optional()?;
         Ok(stored.map(|stored| (stored.memory, stored.context_name)))
     }

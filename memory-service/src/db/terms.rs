@@ -27,7 +27,9 @@ use diesel::{
     prelude::*,
     sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz},
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
 
 use super::memories::Planned;
 use crate::{
@@ -120,7 +122,7 @@ SELECT l.term,
 
 /// Asks PostgreSQL for the lexemes of `text` (see [`ANALYSIS`]).
 pub async fn lexemes(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     text: &TextQuery,
     context_id: Option<i64>,
     time: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
@@ -242,7 +244,7 @@ struct PlannedRow {
 /// context `context_id` (every context if `None`); `None` when the query is
 /// best scanned (see [`Route::Scan`]).
 pub async fn plan(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     query: &RecallQuery,
     text: &TextQuery,
     context_id: Option<i64>,

@@ -2,7 +2,9 @@
 //! current. Row-level security limits it to the caller's own row.
 
 use diesel::{prelude::*, upsert::excluded};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
 use ninaivalaigal::schema::memory_usage;
 
 use crate::{error::Result, quota::Usage};
@@ -10,7 +12,7 @@ use crate::{error::Result, quota::Usage};
 /// The caller's usage, with the row locked until the transaction ends, so
 /// that concurrent Remembers check the quota one after the other. Creates
 /// the row on the caller's first memory.
-pub async fn lock(conn: &mut AsyncPgConnection, owner_id: i64) -> Result<Usage> {
+pub async fn lock(conn: &mut Conn<'_>, owner_id: i64) -> Result<Usage> {
     // An upsert that changes nothing: it locks the row whether it was there
     // or not, and returns the latest committed counts.
     let (memories, bytes) = diesel::insert_into(memory_usage::table)

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use diesel_async::AsyncPgConnection;
+use super::Conn;
 
 use super::{
     contexts, memories,
@@ -43,7 +43,7 @@ pub struct Stored {
 /// statement when it can (see `db::remember`), otherwise, and for every
 /// answer but a plain store, step by step as [`Writer`] does.
 pub async fn store_one(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     owner_id: i64,
     quota: Quota,
     write: &Write,
@@ -75,7 +75,7 @@ pub struct Writer {
 
 impl Writer {
     /// Locks the user's usage row (until the transaction ends) and reads it.
-    pub async fn begin(conn: &mut AsyncPgConnection, owner_id: i64, quota: Quota) -> Result<Self> {
+    pub async fn begin(conn: &mut Conn<'_>, owner_id: i64, quota: Quota) -> Result<Self> {
         let usage = usage::lock(conn, owner_id).await?;
         Ok(Self {
             owner_id,
@@ -86,7 +86,7 @@ impl Writer {
     }
 
     /// Stores `write`, or returns the memory its request id names.
-    pub async fn store(&mut self, conn: &mut AsyncPgConnection, write: &Write) -> Result<Stored> {
+    pub async fn store(&mut self, conn: &mut Conn<'_>, write: &Write) -> Result<Stored> {
         if let Some(request_id) = write.request_id
             && let Some(stored) = memories::find_by_request_id(conn, request_id.get()).await?
         {
@@ -132,7 +132,7 @@ impl Writer {
     /// returns whether it was created.
     pub async fn create_context(
         &mut self,
-        conn: &mut AsyncPgConnection,
+        conn: &mut Conn<'_>,
         context: &ImportedContext,
     ) -> Result<bool> {
         if self.find(conn, &context.name).await?.is_some() {
@@ -156,7 +156,7 @@ impl Writer {
 
     async fn find(
         &mut self,
-        conn: &mut AsyncPgConnection,
+        conn: &mut Conn<'_>,
         name: &ContextName,
     ) -> Result<Option<ContextRow>> {
         if let Some(row) = self.contexts.get(name.as_str()) {
@@ -169,11 +169,7 @@ impl Writer {
         Ok(row)
     }
 
-    async fn context(
-        &mut self,
-        conn: &mut AsyncPgConnection,
-        target: &Target,
-    ) -> Result<ContextRow> {
+    async fn context(&mut self, conn: &mut Conn<'_>, target: &Target) -> Result<ContextRow> {
         match target {
             Target::Named(name) => self.find(conn, name).await?.ok_or_else(|| {
                 Error::NotFound(format!(

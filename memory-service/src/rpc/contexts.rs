@@ -8,7 +8,7 @@ use tonic::Request;
 use super::{MemoryState, convert};
 use crate::{
     db::{
-        self, contexts,
+        self, Conn, contexts,
         models::{ContextRow, NewContext},
         usage,
     },
@@ -20,10 +20,7 @@ use crate::{
 
 /// The caller's context of that name, or NOT_FOUND. Another user's context
 /// of that name is invisible under RLS, so it gets exactly the same answer.
-pub async fn find_named(
-    conn: &mut diesel_async::AsyncPgConnection,
-    name: &ContextName,
-) -> Result<ContextRow> {
+pub async fn find_named(conn: &mut Conn<'_>, name: &ContextName) -> Result<ContextRow> {
     contexts::find_by_name(conn, name.as_str())
         .await?
         .ok_or_else(|| {
@@ -227,10 +224,7 @@ pub async fn stop_recording(
 }
 
 /// The message for a context row, with its memory count.
-async fn with_count(
-    conn: &mut diesel_async::AsyncPgConnection,
-    row: db::models::ContextRow,
-) -> Result<pb::Context> {
+async fn with_count(conn: &mut Conn<'_>, row: db::models::ContextRow) -> Result<pb::Context> {
     let counts = contexts::memory_counts(conn, &[row.id]).await?;
     let count = counts.get(&row.id).copied().unwrap_or(0);
     convert::context(row, count)

@@ -1,6 +1,5 @@
 //! Remember, Recall and Forget.
 
-use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
 use ninaivalaigal::memory_v1 as pb;
 use prost::Message;
@@ -8,10 +7,10 @@ use tonic::Request;
 
 use super::{MemoryState, contexts::find_named, convert};
 use crate::{
-    budget,
     db::{
-        self, contexts, memories,
-        models::{ContextRow, MemoryRow},
+        self, Conn, contexts, memories,
+        models::ContextRow,
+        page::{self, PageCut, PlannedPage},
         usage,
         writer::{self, Writer},
     },
@@ -29,7 +28,7 @@ pub const NO_RECORDING: &str =
     "no context is recording; run `eM start --context NAME` or name a context";
 
 /// The named context, or the recording one when no name is given.
-async fn resolve(conn: &mut AsyncPgConnection, name: Option<&ContextName>) -> Result<ContextRow> {
+async fn resolve(conn: &mut Conn<'_>, name: Option<&ContextName>) -> Result<ContextRow> {
     match name {
         Some(name) => find_named(conn, name).await,
         None => contexts::find_recording(conn)
@@ -118,15 +117,6 @@ pub async fn remember_many(
 /// context name, field tags), for planning a page before it is loaded.
 const PLANNED_OVERHEAD_BYTES: usize = 256;
 
-/// The memories of one Recall page as loaded, and where the plan ended.
-struct LoadedPage {
-    rows: Vec<(MemoryRow, String)>,
-    /// The last memory the page covers (loaded, or deleted meanwhile).
-    last_planned: Option<Position>,
-    /// Whether memories after `last_planned` were found.
-    more: bool,
-}
-
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn recall(
     state: &MemoryState,
@@ -135,15 +125,19 @@ pub async fn recall(
     let scope = RequestScope::of(&request)?;
     tracing::Span::current().record("user_id", scope.user.user_id);
     let query = RecallQuery::try_from(request.into_inner())?;
-    let page_size = query.page_size.get() as usize;
-    let byte_limit = state.max_response_bytes;
+    let cut = PageCut {
+        size: query.page_size.get() as usize,
+        bytes: state.max_response_bytes,
+        overhead: PLANNED_OVERHEAD_BYTES,
+    };
     let (page, fingerprint) = db::with_user(&state.pool, &scope, move |conn| {
         async move {
-            // Sizes first, then only the data that fits the budget. The plan
-            // finds the context itself; its result counts only once the
-            // page token is found to belong to this query.
-            let planned = memories::plan(conn, &query, query.unchecked_after()).await?;
-            let context_id = match (&query.contexts, planned.first()) {
+            // Sizes first, then only the data that fits the budget (in one
+            // statement when it can). The plan finds the context itself;
+            // its result counts only once the page token is found to
+            // belong to this query.
+            let page = page::page(conn, &query, query.unchecked_after(), cut).await?;
+            let context_id = match (&query.contexts, page.planned.first()) {
                 (ContextSelection::All, _) => None,
                 (_, Some(first)) => Some(first.context_id),
                 // No candidates: the context may not exist, which must be
@@ -154,30 +148,19 @@ pub async fn recall(
             };
             let fingerprint = query.fingerprint(context_id);
             query.after(&fingerprint)?;
-            let candidates = &planned[..planned.len().min(page_size)];
-            let take = budget::fitting(
-                candidates
-                    .iter()
-                    .map(|memory| memory.data_bytes + PLANNED_OVERHEAD_BYTES),
-                byte_limit,
-            );
-            let ids: Vec<i64> = planned[..take].iter().map(|m| m.position.id).collect();
-            let rows = memories::load(conn, &ids).await?;
-            let page = LoadedPage {
-                rows,
-                last_planned: planned[..take].last().map(|m| m.position),
-                more: take < planned.len(),
-            };
             Ok((page, fingerprint))
         }
         .boxed()
     })
     .await?;
-    let LoadedPage {
+    let byte_limit = state.max_response_bytes;
+    let PlannedPage {
+        planned,
+        taken,
         rows,
-        last_planned,
-        more,
     } = page;
+    let last_planned = planned[..taken].last().map(|m| m.position);
+    let more = taken < planned.len();
     let positions: Vec<Position> = rows
         .iter()
         .map(|(row, _)| Position {

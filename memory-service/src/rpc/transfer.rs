@@ -4,7 +4,6 @@
 use std::{pin::Pin, sync::Arc};
 
 use chrono::Utc;
-use diesel_async::AsyncPgConnection;
 use futures::{FutureExt, Stream};
 use ninaivalaigal::memory_v1::{self as pb, export_memories_response::Item};
 use prost::Message;
@@ -14,7 +13,7 @@ use tracing::Instrument;
 
 use super::{MemoryState, contexts::find_named, convert};
 use crate::{
-    db::{self, contexts, memories, models::ContextRow, writer::Writer},
+    db::{self, Conn, contexts, memories, models::ContextRow, writer::Writer},
     error::{Error, Result},
     input::ContextName,
     offload,
@@ -91,11 +90,7 @@ pub async fn export(
 
 /// Sends the selected contexts, each followed by its memories, from the
 /// transaction's snapshot; stops early, successfully, when the client goes.
-async fn write_export(
-    conn: &mut AsyncPgConnection,
-    context: Option<ContextName>,
-    sink: Sink,
-) -> Result<()> {
+async fn write_export(conn: &mut Conn<'_>, context: Option<ContextName>, sink: Sink) -> Result<()> {
     if let Some(name) = context {
         let row = find_named(conn, &name).await?;
         export_context(conn, row, &sink).await?;
@@ -119,11 +114,7 @@ async fn write_export(
 
 /// Sends one context and its memories, oldest first; false when the client
 /// has gone.
-async fn export_context(
-    conn: &mut AsyncPgConnection,
-    row: ContextRow,
-    sink: &Sink,
-) -> Result<bool> {
+async fn export_context(conn: &mut Conn<'_>, row: ContextRow, sink: &Sink) -> Result<bool> {
     let counts = contexts::memory_counts(conn, &[row.id]).await?;
     let count = counts.get(&row.id).copied().unwrap_or(0);
     let (context_id, name) = (row.id, row.name.clone());
