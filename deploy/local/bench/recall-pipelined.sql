@@ -1,12 +1,13 @@
--- Recall of the newest 20 in one pipeline (pgbench -M prepared): the load
--- takes its ids from the plan as a subquery, since a pipeline cannot carry
--- one statement's result into the next. The least work and round trips
--- that give the same page: the limit the service is measured against.
+-- Recall of the newest 20 as the memory-service runs it
+-- (memory-service/src/db/page_named.sql), its statements prepared and sent
+-- together in one pipeline (pgbench -M prepared): what PostgreSQL can do
+-- with the same work in one round trip. SET takes no parameters, so the
+-- transaction-local settings are made with set_config(..., true).
 \set uid :first_id + :client_id % :users
 \startpipeline
 BEGIN;
 SELECT set_config('app.current_user_id', CAST(:uid AS text), true),
        set_config('statement_timeout', '5000', true);
-SELECT "memories"."id", "memories"."context_id", "memories"."memory_type", "memories"."data", "memories"."created_at", "memories"."request_id", "recording_contexts"."name" FROM ("memories" INNER JOIN "recording_contexts" ON (("recording_contexts"."owner_id" = "memories"."owner_id") AND ("recording_contexts"."id" = "memories"."context_id"))) WHERE ("memories"."id" = ANY(ARRAY(SELECT id FROM (SELECT "memories"."created_at", "memories"."id", "memories"."context_id", "memories"."data_bytes" FROM "memories" WHERE ("memories"."context_id" = (SELECT "recording_contexts"."id" FROM "recording_contexts" WHERE ("recording_contexts"."name" = 'bench') LIMIT 1)) ORDER BY "memories"."created_at" DESC, "memories"."id" DESC LIMIT 21) plan LIMIT 20))) ORDER BY "memories"."created_at" DESC, "memories"."id" DESC;
+WITH planned AS (SELECT "memories"."created_at", "memories"."id", "memories"."context_id", "memories"."data_bytes", "memories"."owner_id", "memories"."memory_type", "memories"."data", "memories"."request_id" FROM "memories" WHERE ("memories"."context_id" = (SELECT "recording_contexts"."id" FROM "recording_contexts" WHERE ("recording_contexts"."name" = 'bench') LIMIT 1)) ORDER BY "memories"."created_at" DESC, "memories"."id" DESC LIMIT 21) SELECT planned.created_at, planned.id, planned.context_id, planned.data_bytes, planned.memory_type, planned.request_id, recording_contexts.name AS context_name, CASE WHEN row_number() OVER newest <= 20 AND (row_number() OVER newest = 1 OR sum(planned.data_bytes::bigint + 256) OVER newest <= 3145728) THEN planned.data END AS data FROM planned JOIN recording_contexts ON recording_contexts.owner_id = planned.owner_id AND recording_contexts.id = planned.context_id WINDOW newest AS (ORDER BY planned.created_at DESC, planned.id DESC ROWS UNBOUNDED PRECEDING) ORDER BY planned.created_at DESC, planned.id DESC;
 COMMIT;
 \endpipeline

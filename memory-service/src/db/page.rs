@@ -12,7 +12,7 @@
 //!
 //! The statement's candidates are those of `memories::plan` (the same
 //! filters, order and limit), with their data; PostgreSQL receives, around
-//! them:
+//! them (for a named context, exactly `page_named.sql`):
 //!
 //! ```sql
 //! WITH planned AS (<candidates>)
@@ -263,4 +263,30 @@ impl QueryId for PageStatement {
 
 impl Query for PageStatement {
     type SqlType = Untyped;
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::debug_query;
+    use ninaivalaigal::memory_v1::RecallRequest;
+
+    use super::*;
+
+    #[test]
+    fn the_page_statement_is_its_candidates_with_the_cut_around_them() {
+        let query = RecallQuery::try_from(RecallRequest {
+            context: "work".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let cut = PageCut {
+            size: 50,
+            bytes: 1000,
+            overhead: 256,
+        };
+        let statement = PageStatement::new(&query, None, cut).unwrap();
+        let shown = debug_query::<Pg, _>(&statement).to_string();
+        let expected = include_str!("page_named.sql").trim_end();
+        assert_eq!(shown, format!("{expected} -- binds: [\"work\", 1, 51, 50, 256, 1000]"));
+    }
 }
