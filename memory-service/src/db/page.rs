@@ -287,6 +287,9 @@ mod tests {
         let statement = PageStatement::new(&query, None, cut).unwrap();
         let shown = debug_query::<Pg, _>(&statement).to_string();
         let expected = include_str!("page_named.sql").trim_end();
-        assert_eq!(shown, format!("{expected} -- binds: [\"work\", 1, 51, 50, 256, 1000]"));
+        assert_eq!(
+            shown,
+            format!("{expected} -- binds: [\"work\", 1, 51, 50, 256, 1000]")
+        );
     }
 }
