@@ -435,3 +435,36 @@ async fn a_remember_that_waited_sees_what_the_transaction_before_it_changed() {
         ["b"]
     );
 }
+
+#[tokio::test]
+async fn statements_a_connection_has_not_prepared_yet_still_run_inside_their_transaction() {
+    // One pooled connection, new: Remember's and Recall's statements are
+    // prepared on it by these very calls, a round trip before they run,
+    // while the COMMIT sent with each waits its turn behind them. Had a
+    // COMMIT gone first, the statement would have run with no user set:
+    // row-level security would have refused the insert and hidden the page.
+    let pair =
+        spawn_pair_with(PairSettings::default().memory(|s| s.database.db_pool_size = 1)).await;
+    pair.wait_until_serving().await;
+    let user = pair.register_user("first-statements@example.test").await;
+    let memory = pair.memory_as(&user).await;
+    memory.create_context("fresh", "").await.unwrap();
+    let stored = memory
+        .remember("fresh", "note", json!({"first": true}))
+        .await
+        .unwrap();
+    let page = memory
+        .recall(pb::RecallRequest {
+            context: "fresh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.memories.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![stored.id]
+    );
+    let (usage, truth) = usage_and_truth(&pair, user.id).await;
+    assert_eq!(usage, truth);
+    assert_eq!(truth.memories, 1);
+}

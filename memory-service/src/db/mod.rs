@@ -15,11 +15,15 @@ pub mod writer;
 use std::time::Duration;
 
 use diesel::{
+    QueryResult,
     connection::TransactionDepthChange,
+    pg::Pg,
+    query_builder::{AstPass, QueryFragment, QueryId},
     result::{DatabaseErrorKind, Error as DieselError},
 };
 use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    TransactionManager,
 };
 use futures::future::BoxFuture;
 use ninaivalaigal::db::PgPool;
@@ -61,7 +65,43 @@ where
         transaction_settings(scope.user.user_id, budget)
     );
     let timed_out_after = Instant::now() + budget;
-    in_transaction(conn, &begin, work)
+    in_transaction(conn, &begin, work, Ending::AfterWork)
+        .await
+        .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
+}
+
+/// Runs `statement`, which sends exactly one statement, as the scope's user
+/// in a transaction of its own, as [`with_user`] does, with its COMMIT sent
+/// in the same round trip: BEGIN and the settings, the statement and COMMIT
+/// reach PostgreSQL together. Should the statement fail, COMMIT finds the
+/// transaction aborted and ends it as a rollback.
+///
+/// COMMIT is a prepared statement too ([`Commit`]), so it reaches
+/// PostgreSQL after the statement even when the statement is not prepared
+/// on this connection yet: diesel-async holds the connection's statement
+/// cache while it prepares one (a round trip of its own), and COMMIT waits
+/// for the cache. Were it ever sent first, the statement would run after
+/// the transaction, without a user, and row-level security would hide or
+/// refuse every row: a wrong answer, never another user's data. Every test
+/// that runs a statement first on a fresh connection checks the order.
+pub async fn with_user_statement<R, F>(
+    pool: &PgPool,
+    scope: &RequestScope,
+    statement: F,
+) -> Result<R>
+where
+    R: Send + 'static,
+    F: for<'c, 'a> FnOnce(&'c mut Conn<'a>) -> BoxFuture<'c, Result<R>> + Send + 'static,
+{
+    let mut pooled = pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let budget = scope.statement_budget();
+    let begin = format!(
+        "BEGIN; {}",
+        transaction_settings(scope.user.user_id, budget)
+    );
+    let timed_out_after = Instant::now() + budget;
+    in_transaction(conn, &begin, statement, Ending::Pipelined)
         .await
         .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
@@ -106,15 +146,37 @@ where
         transaction_settings(user_id, budget)
     );
     let timed_out_after = Instant::now() + budget;
-    in_transaction(conn, &begin, work)
+    in_transaction(conn, &begin, work, Ending::AfterWork)
         .await
         .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
 
+/// How a transaction ends.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    /// COMMIT once the work is done, or ROLLBACK when it failed.
+    AfterWork,
+    /// COMMIT sent right behind the work's one statement.
+    Pipelined,
+}
+
+/// `COMMIT` as a prepared statement with a static query id: diesel-async
+/// prepares it once per connection and caches it, and it takes its turn
+/// at the statement cache behind the statement queued before it.
+#[derive(Clone, Copy, Debug, QueryId)]
+struct Commit;
+
+impl QueryFragment<Pg> for Commit {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("COMMIT");
+        Ok(())
+    }
+}
+
 /// Runs `work` in a transaction that `begin` opens (`BEGIN` and the
-/// transaction's settings, one simple query), then commits, or rolls back
-/// if `work` fails, as `AsyncConnection::transaction` does. `begin` and
-/// `work`'s first statement are sent together: one round trip fewer.
+/// transaction's settings, one simple query) and ends it as `ending` says,
+/// as `AsyncConnection::transaction` does. `begin` and `work`'s first
+/// statement are sent together: one round trip fewer.
 ///
 /// The transaction goes through diesel-async's transaction manager, never
 /// around it. It is recorded as open before anything is sent (where
@@ -129,7 +191,12 @@ where
 /// transaction it opens. Should `begin` fail, they run without a user, and
 /// every row-level security policy fails closed on them; their outcome is
 /// dropped, and so is the connection.
-async fn in_transaction<R, F>(conn: &mut AsyncPgConnection, begin: &str, work: F) -> Result<R>
+async fn in_transaction<R, F>(
+    conn: &mut AsyncPgConnection,
+    begin: &str,
+    work: F,
+    ending: Ending,
+) -> Result<R>
 where
     F: for<'c, 'a> FnOnce(&'c mut Conn<'a>) -> BoxFuture<'c, Result<R>>,
 {
@@ -145,28 +212,65 @@ where
     }
     state.change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
     let shared: Conn<'_> = conn;
-    let (mut for_begin, mut for_work) = (shared, shared);
-    // `join!` polls in order: `begin` is queued before `work`'s first statement.
-    let (began, outcome) = futures::join!(for_begin.batch_execute(begin), work(&mut for_work));
+    let (mut for_begin, mut for_work, mut for_commit) = (shared, shared, shared);
+    // `join!` polls in order: `begin` is queued before `work`'s first
+    // statement, and that before a pipelined COMMIT.
+    let (began, outcome, committed) = match ending {
+        Ending::AfterWork => {
+            let (began, outcome) =
+                futures::join!(for_begin.batch_execute(begin), work(&mut for_work));
+            (began, outcome, None)
+        }
+        Ending::Pipelined => {
+            let (began, outcome, committed) = futures::join!(
+                for_begin.batch_execute(begin),
+                work(&mut for_work),
+                Commit.execute(&mut for_commit),
+            );
+            (began, outcome, Some(committed))
+        }
+    };
     if let Err(error) = began {
         // `BEGIN` may have succeeded and a later statement of the string
         // failed: the server's state is unknown, so the connection goes.
-        <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn)
-            .set_in_error();
+        set_broken(conn);
         return Err(error.into());
     }
-    match outcome {
-        Ok(value) => {
-            Manager::commit_transaction(conn).await?;
-            Ok(value)
-        }
-        Err(work_error) => match Manager::rollback_transaction(conn).await {
-            // The original error says more than a rollback that found the
-            // manager broken by it.
-            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(work_error),
-            Err(rollback_error) => Err(rollback_error.into()),
+    match committed {
+        None => match outcome {
+            Ok(value) => {
+                Manager::commit_transaction(conn).await?;
+                Ok(value)
+            }
+            Err(work_error) => match Manager::rollback_transaction(conn).await {
+                // The original error says more than a rollback that found
+                // the manager broken by it.
+                Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(work_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            },
         },
+        Some(Ok(_)) => {
+            // Committed, or rolled back when the statement had failed.
+            <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
+                conn,
+            )
+            .transaction_state()?
+            .change_transaction_depth(TransactionDepthChange::DecreaseDepth)?;
+            outcome
+        }
+        Some(Err(commit_error)) => {
+            // Not committed. PostgreSQL rolls back a COMMIT that fails, but
+            // a connection that failed leaves its state unknown: it goes.
+            set_broken(conn);
+            Err(commit_error.into())
+        }
     }
+}
+
+/// Marks `conn` broken: bb8 discards it instead of reusing it.
+fn set_broken(conn: &mut AsyncPgConnection) {
+    <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn)
+        .set_in_error();
 }
 
 /// PostgreSQL's message for SQLSTATE 57014 raised by `statement_timeout`

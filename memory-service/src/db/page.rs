@@ -1,5 +1,6 @@
 //! One Recall page: which memories it may hold, and the data of those it
-//! takes, in one statement when it can.
+//! takes, in one statement when it can ([`plan_and_load`], which Recall
+//! runs as a transaction of one round trip: `db::with_user_statement`).
 //!
 //! A page is cut twice: to its page size, and to a byte budget (see
 //! `budget::ByteBudget`), counting each memory as its JSON plus a fixed
@@ -90,24 +91,19 @@ pub struct PlannedPage {
     pub rows: Vec<(MemoryRow, String)>,
 }
 
-/// The page of `query` after `after` (used unchecked: the caller judges
-/// the page token once it knows the context), cut by `cut`.
-pub async fn page(
+/// The page of `query` (which has no text query) after `after` (used
+/// unchecked: the caller judges the page token once it knows the context),
+/// cut by `cut`, in the one statement of the module's comment.
+pub async fn plan_and_load(
     conn: &mut Conn<'_>,
     query: &RecallQuery,
     after: Option<Position>,
     cut: PageCut,
 ) -> Result<PlannedPage> {
     if query.text.is_some() {
-        let planned = plan(conn, query, after).await?;
-        let taken = cut.taken(&planned);
-        let ids: Vec<i64> = planned[..taken].iter().map(|m| m.position.id).collect();
-        let rows = load(conn, &ids).await?;
-        return Ok(PlannedPage {
-            planned,
-            taken,
-            rows,
-        });
+        return Err(Error::Internal(
+            "a text query is planned through the term index, not in one statement".into(),
+        ));
     }
     let statement = PageStatement::new(query, after, cut)?;
     let found: Vec<PageRow> = statement.load(conn).await?;
@@ -151,6 +147,25 @@ pub async fn page(
             rows.len()
         )));
     }
+    Ok(PlannedPage {
+        planned,
+        taken,
+        rows,
+    })
+}
+
+/// The page of a text query after `after` (unchecked, as above), cut by
+/// `cut`: planned (through the term index when it can), then loaded.
+pub async fn plan_then_load(
+    conn: &mut Conn<'_>,
+    query: &RecallQuery,
+    after: Option<Position>,
+    cut: PageCut,
+) -> Result<PlannedPage> {
+    let planned = plan(conn, query, after).await?;
+    let taken = cut.taken(&planned);
+    let ids: Vec<i64> = planned[..taken].iter().map(|m| m.position.id).collect();
+    let rows = load(conn, &ids).await?;
     Ok(PlannedPage {
         planned,
         taken,

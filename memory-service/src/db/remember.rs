@@ -1,10 +1,11 @@
 //! Remember's usual case in one statement: lock the caller's usage row,
-//! find the context, check the quota and insert, in a single round trip.
+//! find the context, check the quota and insert, in a single round trip
+//! with the transaction's BEGIN and COMMIT (`db::with_user_statement`).
 //!
 //! The statement stores nothing, and returns no row, whenever the usual
 //! case does not hold: no such context, none recording, over the quota, or
 //! a request id stored before. `db::writer` then takes the write step by
-//! step in the same transaction and gives the answer it always gave, so
+//! step in a transaction of its own and gives the answer it always gave, so
 //! this statement only needs to be right when it stores, and to store
 //! only what the step-by-step path would store.
 //!

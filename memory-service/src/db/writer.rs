@@ -16,7 +16,6 @@ use super::Conn;
 use super::{
     contexts, memories,
     models::{ContextRow, MemoryRow, NewContext, NewMemory},
-    remember::RememberOne,
     usage,
 };
 use crate::{
@@ -37,30 +36,6 @@ pub struct Stored {
     /// True when the write's request id named this memory already: nothing
     /// was stored.
     pub already_stored: bool,
-}
-
-/// Stores one write (Remember's) in the current transaction: in one
-/// statement when it can (see `db::remember`), otherwise, and for every
-/// answer but a plain store, step by step as [`Writer`] does.
-pub async fn store_one(
-    conn: &mut Conn<'_>,
-    owner_id: i64,
-    quota: Quota,
-    write: &Write,
-) -> Result<Stored> {
-    // The one statement inserts at the time of the insert; a write that
-    // brings its own time (an import's) takes the step-by-step path.
-    if write.created_at.is_none()
-        && let Some((row, context)) = RememberOne::new(owner_id, quota, write).run(conn).await?
-    {
-        return Ok(Stored {
-            row,
-            context,
-            already_stored: false,
-        });
-    }
-    let mut writer = Writer::begin(conn, owner_id, quota).await?;
-    writer.store(conn, write).await
 }
 
 /// Stores writes of one user in the current transaction.

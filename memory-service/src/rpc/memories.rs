@@ -1,5 +1,7 @@
 //! Remember, Recall and Forget.
 
+use std::sync::Arc;
+
 use futures::FutureExt;
 use ninaivalaigal::memory_v1 as pb;
 use prost::Message;
@@ -11,8 +13,9 @@ use crate::{
         self, Conn, contexts, memories,
         models::ContextRow,
         page::{self, PageCut, PlannedPage},
+        remember::RememberOne,
         usage,
-        writer::{self, Writer},
+        writer::{Stored, Writer},
     },
     error::{Error, Result},
     input::{ContextName, MemoryId},
@@ -50,16 +53,40 @@ pub async fn remember(
     let write = offload::cpu_bound(size, move || Write::remember(request, max_bytes)).await??;
     let owner_id = scope.user.user_id;
     let quota = state.quota;
-    let stored = db::with_user(&state.pool, &scope, move |conn| {
-        async move {
-            // Locks the usage row until commit: a concurrent Remember
-            // waits for it and then sees this memory counted (and, for a
-            // retry, stored).
-            writer::store_one(conn, owner_id, quota, &write).await
+    let write = Arc::new(write);
+    // The usual case in one statement, a transaction of one round trip
+    // (see `db::remember`). A write that brings its own time (an import's)
+    // and every answer but a plain store take the step-by-step path, in a
+    // transaction of their own: the statement stored nothing.
+    let stored_at_once = if write.created_at.is_none() {
+        let write = Arc::clone(&write);
+        db::with_user_statement(&state.pool, &scope, move |conn| {
+            async move { RememberOne::new(owner_id, quota, &write).run(conn).await }.boxed()
+        })
+        .await?
+    } else {
+        None
+    };
+    let stored = match stored_at_once {
+        Some((row, context)) => Stored {
+            row,
+            context,
+            already_stored: false,
+        },
+        None => {
+            db::with_user(&state.pool, &scope, move |conn| {
+                async move {
+                    // Locks the usage row until commit: a concurrent
+                    // Remember waits for it and then sees this memory
+                    // counted (and, for a retry, stored).
+                    let mut writer = Writer::begin(conn, owner_id, quota).await?;
+                    writer.store(conn, &write).await
+                }
+                .boxed()
+            })
+            .await?
         }
-        .boxed()
-    })
-    .await?;
+    };
     let already_stored = stored.already_stored;
     let memory = offload::cpu_bound(stored.row.data.0.len(), move || {
         convert::memory(stored.row, stored.context)
@@ -130,29 +157,42 @@ pub async fn recall(
         bytes: state.max_response_bytes,
         overhead: PLANNED_OVERHEAD_BYTES,
     };
-    let (page, fingerprint) = db::with_user(&state.pool, &scope, move |conn| {
-        async move {
-            // Sizes first, then only the data that fits the budget (in one
-            // statement when it can). The plan finds the context itself;
-            // its result counts only once the page token is found to
-            // belong to this query.
-            let page = page::page(conn, &query, query.unchecked_after(), cut).await?;
-            let context_id = match (&query.contexts, page.planned.first()) {
-                (ContextSelection::All, _) => None,
-                (_, Some(first)) => Some(first.context_id),
-                // No candidates: the context may not exist, which must be
-                // said (NOT_FOUND, FAILED_PRECONDITION) before the token
-                // is judged, as when it was looked up first.
-                (ContextSelection::Named(name), None) => Some(find_named(conn, name).await?.id),
-                (ContextSelection::Recording, None) => Some(resolve(conn, None).await?.id),
+    // Sizes first, then only the data that fits the budget: without a text
+    // query in one statement, a transaction of one round trip.
+    let after = query.unchecked_after();
+    let for_page = query.clone();
+    let page = if query.text.is_none() {
+        db::with_user_statement(&state.pool, &scope, move |conn| {
+            async move { page::plan_and_load(conn, &for_page, after, cut).await }.boxed()
+        })
+        .await?
+    } else {
+        db::with_user(&state.pool, &scope, move |conn| {
+            async move { page::plan_then_load(conn, &for_page, after, cut).await }.boxed()
+        })
+        .await?
+    };
+    // The plan finds the context itself; its result counts only once the
+    // page token is found to belong to this query.
+    let context_id = match (&query.contexts, page.planned.first()) {
+        (ContextSelection::All, _) => None,
+        (_, Some(first)) => Some(first.context_id),
+        // No candidates: the context may not exist, which must be said
+        // (NOT_FOUND, FAILED_PRECONDITION) before the token is judged.
+        (selection, None) => {
+            let name = match selection {
+                ContextSelection::Named(name) => Some(name.clone()),
+                _ => None,
             };
-            let fingerprint = query.fingerprint(context_id);
-            query.after(&fingerprint)?;
-            Ok((page, fingerprint))
+            let context = db::with_user(&state.pool, &scope, move |conn| {
+                async move { resolve(conn, name.as_ref()).await }.boxed()
+            })
+            .await?;
+            Some(context.id)
         }
-        .boxed()
-    })
-    .await?;
+    };
+    let fingerprint = query.fingerprint(context_id);
+    query.after(&fingerprint)?;
     let byte_limit = state.max_response_bytes;
     let PlannedPage {
         planned,
