@@ -82,7 +82,15 @@ struct Args {
     setup_only: bool,
 }
 
-#[tokio::main]
+/// The services' allocator: decoding Recall's pages allocates a great deal,
+/// and every cycle the generator spends is one the pair does not get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One thread: the generator shares the machine with what it measures, and
+// one thread drives thousands of calls a second with the least CPU (no
+// wake-ups across threads), as pgbench and h2load do with few threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
     if args.clients == 0 || args.connections == 0 || args.users == 0 {
