@@ -1,7 +1,8 @@
 //! The memory-service's database access. Every query on user data runs
-//! through [`with_user`], inside a transaction that has first told
-//! PostgreSQL who the caller is and how long it may take; the row-level
-//! security policies then decide which rows exist for it.
+//! through [`with_user`] (or [`with_user_statement`], for a transaction of
+//! one statement), inside a transaction that has first told PostgreSQL who
+//! the caller is and how long it may take; the row-level security policies
+//! then decide which rows exist for it.
 
 pub mod contexts;
 pub mod memories;
