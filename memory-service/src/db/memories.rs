@@ -180,6 +180,41 @@ fn plan_query(
 /// contexts it selects, matching its filters, after `after` if given,
 /// newest first, up to its page size plus one.
 pub(super) fn candidates<ST: 'static>(
+    select: memories::BoxedQuery<'static, Pg, ST>,
+    query: &RecallQuery,
+    after: Option<Position>,
+) -> memories::BoxedQuery<'static, Pg, ST> {
+    let context = recording_contexts::table
+        .select(recording_contexts::id)
+        .into_boxed();
+    let select = match selected_context(context, &query.contexts) {
+        None => select,
+        Some(context) => select.filter(memories::context_id.nullable().eq(context.single_value())),
+    };
+    filtered_candidates(select, query, after)
+}
+
+/// `select` (of `recording_contexts`) narrowed to the one context
+/// `selection` names, or `None` when it selects every context. Row-level
+/// security leaves at most one: names are unique per owner, and so is the
+/// recording context.
+pub(super) fn selected_context<ST: 'static>(
+    select: recording_contexts::BoxedQuery<'static, Pg, ST>,
+    selection: &ContextSelection,
+) -> Option<recording_contexts::BoxedQuery<'static, Pg, ST>> {
+    match selection {
+        ContextSelection::All => None,
+        ContextSelection::Named(name) => {
+            Some(select.filter(recording_contexts::name.eq(name.as_str().to_owned())))
+        }
+        ContextSelection::Recording => Some(select.filter(recording_contexts::is_active.eq(true))),
+    }
+}
+
+/// [`candidates`] without the choice of context, which `select` (of
+/// `memories`) has made already: `query`'s other filters, after `after` if
+/// given, newest first, up to its page size plus one.
+pub(super) fn filtered_candidates<ST: 'static>(
     mut select: memories::BoxedQuery<'static, Pg, ST>,
     query: &RecallQuery,
     after: Option<Position>,
@@ -187,20 +222,6 @@ pub(super) fn candidates<ST: 'static>(
     select = select
         .order((memories::created_at.desc(), memories::id.desc()))
         .limit(query.page_size.fetch_limit());
-    let context = recording_contexts::table
-        .select(recording_contexts::id)
-        .into_boxed();
-    match &query.contexts {
-        ContextSelection::All => {}
-        ContextSelection::Named(name) => {
-            let named = context.filter(recording_contexts::name.eq(name.as_str().to_owned()));
-            select = select.filter(memories::context_id.nullable().eq(named.single_value()));
-        }
-        ContextSelection::Recording => {
-            let recording = context.filter(recording_contexts::is_active.eq(true));
-            select = select.filter(memories::context_id.nullable().eq(recording.single_value()));
-        }
-    }
     if let Some(memory_type) = &query.memory_type {
         select = select.filter(memories::memory_type.eq(memory_type.as_str().to_owned()));
     }
