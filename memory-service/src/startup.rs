@@ -10,7 +10,7 @@ use ninaivalaigal::{
     server::{BodyLimits, Readiness, ServerFrame, Services},
     token::TokenVerifier,
 };
-use tokio::time::Instant;
+use tokio::{sync::OnceCell, time::Instant};
 use tower::Layer;
 
 use crate::{
@@ -141,6 +141,7 @@ impl Application {
                 settings.max_concurrent_exports as usize,
                 settings.export_timeout_seconds.0,
             ),
+            remember_in_one_statement: OnceCell::new(),
         }));
         let batch_too_large = format!(
             "the batch is too large: at most {} bytes per request (NINAIVALAIGAL_MAX_BATCH_BYTES); send fewer memories per batch",

@@ -432,6 +432,7 @@ async fn under_row_level_security_a_text_query_walks_the_term_index() {
                     .bind::<Nullable<BigInt>, _>(None::<i64>)
                     .bind::<Text, _>(text)
                     .bind::<BigInt, _>(21)
+                    .bind::<BigInt, _>(alice_id)
                     .load(conn)
                     .await?;
                 Ok(lines

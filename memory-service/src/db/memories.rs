@@ -115,8 +115,12 @@ pub struct Planned {
 ///
 /// The recording context's has `"recording_contexts"."is_active" = $1`
 /// (true) in place of the name; each other filter adds its condition.
+///
+/// `owner_id`, the verified token's user, routes a text query's statements
+/// on Citus (see `terms`); row-level security decides which rows exist.
 pub async fn plan(
     conn: &mut Conn<'_>,
+    owner_id: i64,
     query: &RecallQuery,
     after: Option<Position>,
 ) -> Result<Vec<Planned>> {
@@ -131,7 +135,7 @@ pub async fn plan(
                 None => return Ok(Vec::new()),
             },
         };
-        if let Some(planned) = terms::plan(conn, query, text, context_id, after).await? {
+        if let Some(planned) = terms::plan(conn, owner_id, query, text, context_id, after).await? {
             return Ok(planned);
         }
     }

@@ -175,11 +175,12 @@ pub async fn plan_and_load(
 /// `cut`: planned (through the term index when it can), then loaded.
 pub async fn plan_then_load(
     conn: &mut Conn<'_>,
+    owner_id: i64,
     query: &RecallQuery,
     after: Option<Position>,
     cut: PageCut,
 ) -> Result<PlannedPage> {
-    let planned = plan(conn, query, after).await?;
+    let planned = plan(conn, owner_id, query, after).await?;
     let taken = cut.taken(&planned);
     let ids: Vec<i64> = planned[..taken].iter().map(|m| m.position.id).collect();
     let rows = load(conn, &ids).await?;

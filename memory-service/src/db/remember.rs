@@ -52,6 +52,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::Conn;
+use ninaivalaigal::db::PgPool;
 use uuid::Uuid;
 
 use super::models::{JsonText, MemoryRow};
@@ -63,6 +64,27 @@ use crate::{
 
 /// The statement, its parameters numbered in order.
 const SQL: &str = include_str!("remember.sql");
+
+/// Whether the database runs [`RememberOne`]. Plain PostgreSQL does. Citus
+/// does not: it takes a row lock (`FOR SHARE`) only in a query it routes
+/// to one shard, and it plans this statement's data-modifying CTEs one by
+/// one, so the statement fails there; on Citus every Remember takes the
+/// step-by-step path, whose statements each name the owner's shard.
+/// Asked of the catalog, which every role may read.
+pub async fn runs_here(pool: &PgPool) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Citus {
+        #[diesel(sql_type = Bool)]
+        installed: bool,
+    }
+    let mut conn = pool.get().await?;
+    let citus: Citus = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS installed",
+    )
+    .get_result(&mut *conn)
+    .await?;
+    Ok(!citus.installed)
+}
 
 /// One Remember to store in one statement.
 #[derive(Debug)]

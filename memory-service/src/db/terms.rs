@@ -19,6 +19,12 @@
 //! other filter of Recall on the memory as the exact test. The postings are
 //! only a way to reach candidates, so the page is the one the filter on
 //! memories alone selects, in the same order.
+//!
+//! Both statements also name the caller (`owner_id =` the verified token's
+//! user id) beside the row-level security policy, which still decides what
+//! each row is. The name is for Citus: it runs a correlated subquery next
+//! to CTEs or subqueries only in a statement it routes whole to one shard,
+//! and it routes only on the owner it can see in the statement.
 
 use std::sync::LazyLock;
 
@@ -107,7 +113,7 @@ SELECT l.term,
        coalesce(NOT (ts_delete(e.doc, l.term) @@ t.tree_text::tsquery), false) AS required,
        coalesce((SELECT count(*) FROM (
                     SELECT FROM memory_terms p
-                     WHERE p.term = l.term
+                     WHERE p.owner_id = $8 AND p.term = l.term
                        AND ($2::bigint IS NULL OR p.context_id = $2)
                        AND ($3::timestamptz IS NULL OR p.created_at >= $3)
                        AND ($4::timestamptz IS NULL OR p.created_at < $4)
@@ -123,6 +129,7 @@ SELECT l.term,
 /// Asks PostgreSQL for the lexemes of `text` (see [`ANALYSIS`]).
 pub async fn lexemes(
     conn: &mut Conn<'_>,
+    owner_id: i64,
     text: &TextQuery,
     context_id: Option<i64>,
     time: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
@@ -136,6 +143,7 @@ pub async fn lexemes(
         .bind::<Nullable<Timestamptz>, _>(after.map(|after| after.created_at))
         .bind::<Nullable<BigInt>, _>(after.map(|after| after.id))
         .bind::<BigInt, _>(POSTINGS_COUNTED)
+        .bind::<BigInt, _>(owner_id)
         .load(conn)
         .await?)
 }
@@ -190,7 +198,8 @@ SELECT m.created_at, m.id, m.context_id, m.data_bytes
   FROM {postings}
  CROSS JOIN LATERAL (
     SELECT m.created_at, m.id, m.context_id, m.data_bytes FROM memories m
-     WHERE m.owner_id = t.owner_id AND m.id = t.memory_id AND m.created_at = t.created_at
+     WHERE m.owner_id = $10 AND m.owner_id = t.owner_id
+       AND m.id = t.memory_id AND m.created_at = t.created_at
        AND ($2::bigint IS NULL OR m.context_id = $2)
        AND ($3::text IS NULL OR m.memory_type = $3)
        AND ($4::timestamptz IS NULL OR m.created_at >= $4)
@@ -207,12 +216,12 @@ SELECT m.created_at, m.id, m.context_id, m.data_bytes
 "#;
 
 /// The postings of [`Route::Term`]: one lexeme's, in the index's order.
-const TERM_POSTINGS: &str = "(SELECT * FROM memory_terms WHERE term = $1) t";
+const TERM_POSTINGS: &str = "(SELECT * FROM memory_terms WHERE owner_id = $10 AND term = $1) t";
 
 /// The postings of [`Route::AnyOf`]: any of the lexemes `$1`, one per
 /// memory (they are few: sorted, not walked).
 const ANY_POSTINGS: &str = "(SELECT DISTINCT owner_id, created_at, memory_id, context_id
-          FROM memory_terms WHERE term = ANY($1)) t";
+          FROM memory_terms WHERE owner_id = $10 AND term = ANY($1)) t";
 
 /// [`WALK`] through the postings of the lexeme `$1`.
 pub fn walk_term() -> &'static str {
@@ -245,13 +254,14 @@ struct PlannedRow {
 /// best scanned (see [`Route::Scan`]).
 pub async fn plan(
     conn: &mut Conn<'_>,
+    owner_id: i64,
     query: &RecallQuery,
     text: &TextQuery,
     context_id: Option<i64>,
     after: Option<Position>,
 ) -> Result<Option<Vec<Planned>>> {
     let time = (query.time.start(), query.time.end());
-    let lexemes = lexemes(conn, text, context_id, time, after).await?;
+    let lexemes = lexemes(conn, owner_id, text, context_id, time, after).await?;
     let select = match route(&lexemes) {
         Route::Nothing => return Ok(Some(Vec::new())),
         Route::Scan => return Ok(None),
@@ -271,6 +281,7 @@ pub async fn plan(
         .bind::<Nullable<BigInt>, _>(after.map(|after| after.id))
         .bind::<Text, _>(text.as_str().to_owned())
         .bind::<BigInt, _>(query.page_size.fetch_limit())
+        .bind::<BigInt, _>(owner_id)
         .load(conn)
         .await?;
     Ok(Some(

@@ -13,7 +13,7 @@ use crate::{
         self, Conn, contexts, memories,
         models::ContextRow,
         page::{self, PageCut, PlannedPage},
-        remember::RememberOne,
+        remember::{self, RememberOne},
         usage,
         writer::{Stored, Writer},
     },
@@ -55,10 +55,16 @@ pub async fn remember(
     let quota = state.quota;
     let write = Arc::new(write);
     // The usual case in one statement, a transaction of one round trip
-    // (see `db::remember`). A write that brings its own time (an import's)
-    // and every answer but a plain store take the step-by-step path, in a
-    // transaction of their own: the statement stored nothing.
-    let stored_at_once = if write.created_at.is_none() {
+    // (see `db::remember`), where the database runs it. A write that brings
+    // its own time (an import's) and every answer but a plain store take
+    // the step-by-step path, in a transaction of their own: the statement
+    // stored nothing.
+    let one_statement = write.created_at.is_none()
+        && *state
+            .remember_in_one_statement
+            .get_or_try_init(|| remember::runs_here(&state.pool))
+            .await?;
+    let stored_at_once = if one_statement {
         let write = Arc::clone(&write);
         db::with_user_statement(&state.pool, &scope, move |conn| {
             async move { RememberOne::new(owner_id, quota, &write).run(conn).await }.boxed()
@@ -160,6 +166,7 @@ pub async fn recall(
     // Sizes first, then only the data that fits the budget: without a text
     // query in one statement, a transaction of one round trip.
     let after = query.unchecked_after();
+    let owner_id = scope.user.user_id;
     let for_page = query.clone();
     let page = if query.text.is_none() {
         db::with_user_statement(&state.pool, &scope, move |conn| {
@@ -168,7 +175,7 @@ pub async fn recall(
         .await?
     } else {
         db::with_user(&state.pool, &scope, move |conn| {
-            async move { page::plan_then_load(conn, &for_page, after, cut).await }.boxed()
+            async move { page::plan_then_load(conn, owner_id, &for_page, after, cut).await }.boxed()
         })
         .await?
     };

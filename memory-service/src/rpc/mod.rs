@@ -17,6 +17,7 @@ use ninaivalaigal::{
     db::PgPool,
     memory_v1::{self as pb, memory_service_server::MemoryService},
 };
+use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
 
 pub use memories::NO_RECORDING;
@@ -37,6 +38,10 @@ pub struct MemoryState {
     pub batch: BatchLimits,
     /// Exports running now, and their limits.
     pub exports: Exports,
+    /// Whether Remember's usual case runs as one statement here
+    /// (`db::remember::runs_here`), asked of the database by the first
+    /// Remember that finds it reachable.
+    pub remember_in_one_statement: OnceCell<bool>,
 }
 
 /// Handlers of `MemoryService`.
