@@ -291,3 +291,27 @@ async fn pooled_connections_terminated() {
     println!("pg_terminate_backend x3 ({terminated} backends): {calls}; database: {figures}");
     drop(pair);
 }
+
+/// The first Remember of a memory-service asks the database whether it runs
+/// Remember as one statement (`db::remember::runs_here`). Asked while the
+/// database is down, the call is UNAVAILABLE, the question stays open, and
+/// the first Remember once it is back stores its memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_remember_while_the_database_is_down_is_unavailable() {
+    let cluster = PrivateCluster::start_new().await;
+    let (pair, user) = pair_on(&cluster).await;
+    let memory = pair.memory_as(&user).await;
+    cluster.stop_fast().await;
+    let refused = memory
+        .remember(CONTEXT, "note", serde_json::json!({ "first": true }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    cluster.start().await;
+    wait_for_remember(&pair, &user).await;
+    let mut conn = cluster.superuser().await;
+    let stored = stored_memories(&mut conn).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].marker.as_deref(), Some("recovery"));
+    drop(pair);
+}

@@ -34,7 +34,7 @@
 //! ```
 //!
 //! The context is read once, for its id and its name. Joining each
-//! candidate to its context instead cost PostgreSQL about a third of
+//! candidate to its context instead cost PostgreSQL about a quarter of
 //! this statement's time: the plan it keeps for the prepared statement
 //! (generic, as the page size is a parameter) scanned the owner's
 //! contexts once per candidate, testing the row-level security policy on
