@@ -2,7 +2,8 @@
 //! plan (see memory-service `db::remember` and `db::memories::plan`): the
 //! usual case is stored and counted exactly, every other case answers as
 //! the step-by-step path always did, and a Remember that waited for another
-//! transaction of its user sees what that transaction changed.
+//! transaction of its user sees what that transaction changed, and
+//! Recall's page statement is planned once per connection.
 
 // Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]
@@ -14,7 +15,17 @@ use diesel::{
     sql_types::{BigInt, Text},
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use ninaivalaigal::memory_v1 as pb;
+use memory_service::{
+    db::{self as memory_db, page},
+    recall::RecallQuery,
+    scope::RequestScope,
+};
+use ninaivalaigal::{
+    db::{DatabaseTls, build_pool},
+    memory_v1 as pb,
+    server::Deadline,
+    token::AuthenticatedUser,
+};
 use ninaivalaigal_tests::{
     PairSettings, TestPair, bearer,
     cluster::Role,
@@ -467,4 +478,77 @@ async fn statements_a_connection_has_not_prepared_yet_still_run_inside_their_tra
     let (usage, truth) = usage_and_truth(&pair, user.id).await;
     assert_eq!(usage, truth);
     assert_eq!(truth.memories, 1);
+}
+
+#[derive(QueryableByName, Debug)]
+struct Plans {
+    #[diesel(sql_type = BigInt)]
+    custom: i64,
+    #[diesel(sql_type = BigInt)]
+    generic: i64,
+}
+
+#[tokio::test]
+async fn a_recall_page_is_planned_once_per_connection_not_once_per_call() {
+    // PostgreSQL plans a prepared statement for its values on every call
+    // while such a plan looks cheaper than the generic one, and the page
+    // size as `LIMIT $n` made it look so forever (db::PLAN_ONCE).
+    let pair = spawn_pair().await;
+    pair.wait_until_serving().await;
+    let user = pair.register_user("planned-once@example.test").await;
+    let memory = pair.memory_as(&user).await;
+    memory.create_context("work", "").await.unwrap();
+    for n in 0..3 {
+        memory
+            .remember("work", "note", json!({"n": n}))
+            .await
+            .unwrap();
+    }
+
+    let url = pair.db.database_url(Role::Memory);
+    let tls = DatabaseTls::new(&url, None).unwrap();
+    // One connection: every call below runs on it, and so does the check.
+    let pool = build_pool(&url, tls, 1, Duration::from_secs(5));
+    let scope = RequestScope {
+        user: AuthenticatedUser {
+            user_id: user.id,
+            session_id: uuid::Uuid::new_v4(),
+            email: user.email.clone(),
+            role: "user".into(),
+            expires_at: i64::MAX,
+        },
+        deadline: Deadline(tokio::time::Instant::now() + Duration::from_secs(30)),
+    };
+    let query = RecallQuery::try_from(pb::RecallRequest {
+        context: "work".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let cut = page::PageCut {
+        size: 20,
+        bytes: 1 << 20,
+        overhead: 256,
+    };
+    // More calls than PostgreSQL's five custom plans before it compares.
+    for _ in 0..8 {
+        let query = query.clone();
+        let page = memory_db::with_user_statement(&pool, &scope, move |conn| {
+            Box::pin(async move { page::plan_and_load(conn, &query, None, cut).await })
+        })
+        .await
+        .unwrap();
+        assert_eq!(page.rows.len(), 3);
+    }
+
+    let mut conn = pool.get().await.unwrap();
+    let plans: Plans = diesel::sql_query(
+        "SELECT COALESCE(sum(custom_plans), 0)::bigint AS custom, \
+                COALESCE(sum(generic_plans), 0)::bigint AS generic \
+           FROM pg_prepared_statements WHERE statement LIKE '%selected_context%'",
+    )
+    .get_result(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(plans.custom, 0, "{plans:?}");
+    assert!(plans.generic >= 8, "{plans:?}");
 }

@@ -77,6 +77,8 @@ where
 /// reach PostgreSQL together. Should the statement fail, COMMIT finds the
 /// transaction aborted and ends it as a rollback.
 ///
+/// The statement is planned once per connection ([`PLAN_ONCE`]).
+///
 /// COMMIT is a prepared statement too ([`Commit`]), so it reaches
 /// PostgreSQL after the statement even when the statement is not prepared
 /// on this connection yet: diesel-async holds the connection's statement
@@ -98,7 +100,7 @@ where
     let conn: &mut AsyncPgConnection = &mut pooled;
     let budget = scope.statement_budget();
     let begin = format!(
-        "BEGIN; {}",
+        "BEGIN; {}; {PLAN_ONCE}",
         transaction_settings(scope.user.user_id, budget)
     );
     let timed_out_after = Instant::now() + budget;
@@ -106,6 +108,18 @@ where
         .await
         .map_err(|error| deadline_exceeded_if_timed_out(error, timed_out_after))
 }
+
+/// Keeps a prepared statement's one generic plan for this transaction,
+/// rather than letting PostgreSQL plan it anew for its values on every
+/// call. PostgreSQL does that for as long as the plans for the values look
+/// cheaper than the generic one, and a page size given as `LIMIT $n`, which
+/// a generic plan must guess at (a tenth of the rows), makes them look
+/// cheaper forever: planning was half of PostgreSQL's CPU in a Recall
+/// profile (docs/performance.md). Only for the hot statements of
+/// [`with_user_statement`], whose generic plans are the custom ones
+/// without the guess; a text query's walk needs the plan for its values
+/// (`db::terms`). Transaction-local, like the settings.
+pub const PLAN_ONCE: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// The statements that open every user transaction: who the caller is and
 /// how long each statement may run, both transaction-local.
