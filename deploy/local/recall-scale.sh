@@ -14,7 +14,9 @@
 #      common words; "before" is the filter on memories alone (the
 #      statement Recall ran before memory_terms), "after" the two statements
 #      of memory-service/src/db/terms.rs (the analysis, read from that file,
-#      and the walk of the chosen lexeme's postings);
+#      and the walk of the chosen lexeme's postings); then a page half-way
+#      down each user's memories, where it starts written as the OR of two
+#      comparisons (before) and as one row comparison (after);
 #   3. times Remember's INSERT with pgbench, with and without the trigger
 #      that fills memory_terms (the write amplification);
 #   4. drops the database (keep it with --keep).
@@ -145,7 +147,7 @@ time_statement() {
         "SET LOCAL app.current_user_id = '$user';" "$setup" \
         "\\timing on" "$statement" "\\timing off" "COMMIT;"
     done
-  } | psql_db -v text="$text" -v term="$term" -o /dev/null 2>&1 \
+  } | psql_db -v text="$text" -v term="$term" -v user="$user" -o /dev/null 2>&1 \
     | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
@@ -156,12 +158,12 @@ BEFORE_TEXT="SELECT created_at, id, data_bytes FROM memories
 BEFORE_NEWEST="SELECT created_at, id, data_bytes FROM memories
  ORDER BY created_at DESC, id DESC LIMIT 21;"
 # The analysis with its parameters, then the walk of the chosen lexeme.
-PREPARE_ANALYSIS="DEALLOCATE ALL; PREPARE analysis(text, bigint, timestamptz, timestamptz, timestamptz, bigint, bigint) AS
+PREPARE_ANALYSIS="DEALLOCATE ALL; PREPARE analysis(text, bigint, timestamptz, timestamptz, timestamptz, bigint, bigint, bigint) AS
 $ANALYSIS;"
-AFTER_ANALYSIS="EXECUTE analysis(:'text', NULL, NULL, NULL, NULL, NULL, 1000);"
-PREPARE_WALK="DEALLOCATE ALL; PREPARE walk(text, bigint, text, timestamptz, timestamptz, timestamptz, bigint, text, bigint) AS
+AFTER_ANALYSIS="EXECUTE analysis(:'text', NULL, NULL, NULL, NULL, NULL, 1000, :user);"
+PREPARE_WALK="DEALLOCATE ALL; PREPARE walk(text, bigint, text, timestamptz, timestamptz, timestamptz, bigint, text, bigint, bigint) AS
 $WALK;"
-AFTER_WALK="EXECUTE walk(:'term', NULL, NULL, NULL, NULL, NULL, NULL, :'text', 21);"
+AFTER_WALK="EXECUTE walk(:'term', NULL, NULL, NULL, NULL, NULL, NULL, :'text', 21, :user);"
 
 RARE=$(psql_db -At -c "SELECT t.term FROM memory_terms t JOIN users u ON u.id = t.owner_id
   WHERE u.email = 'large@example.com' AND t.term LIKE 'ticket%'
@@ -193,9 +195,9 @@ for email in small@example.com large@example.com; do
 BEGIN;
 SET LOCAL ROLE ninaivalaigal_memory;
 SET LOCAL app.current_user_id = '$user';
-PREPARE chooser(text, bigint, timestamptz, timestamptz, timestamptz, bigint, bigint) AS
+PREPARE chooser(text, bigint, timestamptz, timestamptz, timestamptz, bigint, bigint, bigint) AS
 SELECT term FROM ($ANALYSIS) analysis WHERE required ORDER BY postings, term LIMIT 1;
-EXECUTE chooser(:'text', NULL, NULL, NULL, NULL, NULL, 1000);
+EXECUTE chooser(:'text', NULL, NULL, NULL, NULL, NULL, 1000, $user);
 COMMIT;
 SQL
 )
@@ -207,10 +209,36 @@ SQL
   done
 done
 
+# A page deep in Recall's order (its position half-way through the user's
+# memories), as memory-service/src/db/position.rs writes where it starts,
+# under the generic plan the memory-service keeps (db::PLAN_ONCE); "before"
+# the same position written out with OR, which the index only filters.
+DEEP_BEFORE="SET LOCAL plan_cache_mode = force_generic_plan; DEALLOCATE ALL;
+PREPARE deep(timestamptz, bigint) AS SELECT created_at, id, data_bytes FROM memories
+ WHERE created_at < \$1 OR (created_at = \$1 AND id < \$2)
+ ORDER BY created_at DESC, id DESC LIMIT 21;"
+DEEP_AFTER="SET LOCAL plan_cache_mode = force_generic_plan; DEALLOCATE ALL;
+PREPARE deep(timestamptz, bigint) AS SELECT created_at, id, data_bytes FROM memories
+ WHERE (created_at, id) < (\$1, \$2)
+ ORDER BY created_at DESC, id DESC LIMIT 21;"
+say "a page half-way down (median of $RUNS runs, ms; page of 20)"
+printf '| %-10s | %12s | %12s |\n' user before after
+printf '|%s|\n' "------------|--------------|--------------"
+for email in small@example.com large@example.com; do
+  user=$(psql_db -At -c "SELECT id FROM users WHERE email = '$email'")
+  middle=$(psql_db -At -c "SELECT created_at || '|' || id FROM memories WHERE owner_id = $user
+                            ORDER BY created_at DESC, id DESC
+                           OFFSET (SELECT count(*) / 2 FROM memories WHERE owner_id = $user) LIMIT 1")
+  execute="EXECUTE deep('${middle%%|*}', ${middle##*|});"
+  before=$(time_statement "$user" "" "" "$DEEP_BEFORE" <<<"$execute")
+  after=$(time_statement "$user" "" "" "$DEEP_AFTER" <<<"$execute")
+  printf '| %-10s | %12s | %12s |\n' "${email%%@*}" "$before" "$after"
+done
+
 say "plans for the large user (after): the rare word, then two common words"
 large=$(psql_db -At -c "SELECT id FROM users WHERE email = 'large@example.com'")
 for pair in "$RARE:$RARE" "deploy database:databas"; do
-  psql_db -v text="${pair%%:*}" -v term="${pair##*:}" <<SQL
+  psql_db -v user="$large" -v text="${pair%%:*}" -v term="${pair##*:}" <<SQL
 BEGIN;
 SET LOCAL ROLE ninaivalaigal_memory;
 SET LOCAL app.current_user_id = '$large';

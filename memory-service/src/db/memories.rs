@@ -16,6 +16,7 @@ use ninaivalaigal::schema::{memories, recording_contexts};
 use super::{
     contexts,
     models::{MemoryRow, NewMemory},
+    position::{NewerThan, OlderThan},
     terms,
 };
 use uuid::Uuid;
@@ -73,12 +74,8 @@ pub async fn export_page(
         .order((memories::created_at.asc(), memories::id.asc()))
         .limit(limit)
         .into_boxed();
-    if let Some(Position { created_at, id }) = after {
-        select = select.filter(
-            memories::created_at
-                .gt(created_at)
-                .or(memories::created_at.eq(created_at).and(memories::id.gt(id))),
-        );
+    if let Some(after) = after {
+        select = select.filter(NewerThan(after));
     }
     Ok(select.load(conn).await?)
 }
@@ -243,12 +240,8 @@ pub(super) fn filtered_candidates<ST: 'static>(
                 .sql(")"),
         );
     }
-    if let Some(Position { created_at, id }) = after {
-        select = select.filter(
-            memories::created_at
-                .lt(created_at)
-                .or(memories::created_at.eq(created_at).and(memories::id.lt(id))),
-        );
+    if let Some(after) = after {
+        select = select.filter(OlderThan(after));
     }
     select
 }

@@ -8,6 +8,7 @@ pub mod contexts;
 pub mod memories;
 pub mod models;
 pub mod page;
+pub mod position;
 pub mod remember;
 pub mod terms;
 pub mod usage;
