@@ -141,7 +141,7 @@ impl Application {
                 settings.max_concurrent_exports as usize,
                 settings.export_timeout_seconds.0,
             ),
-            remember_in_one_statement: OnceCell::new(),
+            deployment: OnceCell::new(),
         }));
         let batch_too_large = format!(
             "the batch is too large: at most {} bytes per request (NINAIVALAIGAL_MAX_BATCH_BYTES); send fewer memories per batch",

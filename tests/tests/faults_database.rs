@@ -292,8 +292,9 @@ async fn pooled_connections_terminated() {
     drop(pair);
 }
 
-/// The first Remember of a memory-service asks the database whether it runs
-/// Remember as one statement (`db::remember::runs_here`). Asked while the
+/// The first Remember of a memory-service asks the database what kind of
+/// PostgreSQL it is (`db::Deployment::detect`), which decides whether it
+/// runs Remember as one statement. Asked while the
 /// database is down, the call is UNAVAILABLE, the question stays open, and
 /// the first Remember once it is back stores its memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

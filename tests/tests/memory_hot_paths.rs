@@ -16,7 +16,7 @@ use diesel::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use memory_service::{
-    db::{self as memory_db, page},
+    db::{self as memory_db, Deployment, page},
     recall::RecallQuery,
     scope::RequestScope,
 };
@@ -532,11 +532,12 @@ async fn a_recall_page_is_planned_once_per_connection_not_once_per_call() {
     // More calls than PostgreSQL's five custom plans before it compares.
     for _ in 0..8 {
         let query = query.clone();
-        let page = memory_db::with_user_statement(&pool, &scope, move |conn| {
-            Box::pin(async move { page::plan_and_load(conn, &query, None, cut).await })
-        })
-        .await
-        .unwrap();
+        let page =
+            memory_db::with_user_statement(&pool, Deployment::SingleServer, &scope, move |conn| {
+                Box::pin(async move { page::plan_and_load(conn, &query, None, cut).await })
+            })
+            .await
+            .unwrap();
         assert_eq!(page.rows.len(), 3);
     }
 

@@ -5,6 +5,7 @@
 //! then decide which rows exist for it.
 
 pub mod contexts;
+pub mod deployment;
 pub mod memories;
 pub mod models;
 pub mod page;
@@ -30,6 +31,8 @@ use diesel_async::{
 use futures::future::BoxFuture;
 use ninaivalaigal::db::PgPool;
 use tokio::time::Instant;
+
+pub use deployment::Deployment;
 
 use crate::{
     error::{Error, Result},
@@ -78,7 +81,8 @@ where
 /// reach PostgreSQL together. Should the statement fail, COMMIT finds the
 /// transaction aborted and ends it as a rollback.
 ///
-/// The statement is planned once per connection ([`PLAN_ONCE`]).
+/// On a single server the statement is planned once per connection
+/// ([`PLAN_ONCE`]).
 ///
 /// COMMIT is a prepared statement too ([`Commit`]), so it reaches
 /// PostgreSQL after the statement even when the statement is not prepared
@@ -90,6 +94,7 @@ where
 /// that runs a statement first on a fresh connection checks the order.
 pub async fn with_user_statement<R, F>(
     pool: &PgPool,
+    deployment: Deployment,
     scope: &RequestScope,
     statement: F,
 ) -> Result<R>
@@ -100,10 +105,13 @@ where
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
     let budget = scope.statement_budget();
-    let begin = format!(
-        "BEGIN; {}; {PLAN_ONCE}",
+    let mut begin = format!(
+        "BEGIN; {}",
         transaction_settings(scope.user.user_id, budget)
     );
+    if deployment.plans_once() {
+        begin = format!("{begin}; {PLAN_ONCE}");
+    }
     let timed_out_after = Instant::now() + budget;
     in_transaction(conn, &begin, statement, Ending::Pipelined)
         .await
@@ -119,7 +127,9 @@ where
 /// profile (docs/performance.md). Only for the hot statements of
 /// [`with_user_statement`], whose generic plans are the custom ones
 /// without the guess; a text query's walk needs the plan for its values
-/// (`db::terms`). Transaction-local, like the settings.
+/// (`db::terms`). Transaction-local, like the settings. Not on Citus,
+/// which cannot make a generic plan of Recall's page
+/// ([`Deployment::plans_once`]).
 pub const PLAN_ONCE: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// The statements that open every user transaction: who the caller is and

@@ -7,7 +7,8 @@
 //! a request id stored before. `db::writer` then takes the write step by
 //! step in a transaction of its own and gives the answer it always gave, so
 //! this statement only needs to be right when it stores, and to store
-//! only what the step-by-step path would store.
+//! only what the step-by-step path would store. Citus cannot run it
+//! (`db::Deployment`): there every Remember takes the step-by-step path.
 //!
 //! As PostgreSQL receives it (a prepared statement, cached per
 //! connection), with `$1` the verified token's user id, `$2` the context's
@@ -52,7 +53,6 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 
 use super::Conn;
-use ninaivalaigal::db::PgPool;
 use uuid::Uuid;
 
 use super::models::{JsonText, MemoryRow};
@@ -64,27 +64,6 @@ use crate::{
 
 /// The statement, its parameters numbered in order.
 const SQL: &str = include_str!("remember.sql");
-
-/// Whether the database runs [`RememberOne`]. Plain PostgreSQL does. Citus
-/// does not: it takes a row lock (`FOR SHARE`) only in a query it routes
-/// to one shard, and it plans this statement's data-modifying CTEs one by
-/// one, so the statement fails there; on Citus every Remember takes the
-/// step-by-step path, whose statements each name the owner's shard.
-/// Asked of the catalog, which every role may read.
-pub async fn runs_here(pool: &PgPool) -> Result<bool> {
-    #[derive(QueryableByName)]
-    struct Citus {
-        #[diesel(sql_type = Bool)]
-        installed: bool,
-    }
-    let mut conn = pool.get().await?;
-    let citus: Citus = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS installed",
-    )
-    .get_result(&mut *conn)
-    .await?;
-    Ok(!citus.installed)
-}
 
 /// One Remember to store in one statement.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use crate::{
         self, Conn, contexts, memories,
         models::ContextRow,
         page::{self, PageCut, PlannedPage},
-        remember::{self, RememberOne},
+        remember::RememberOne,
         usage,
         writer::{Stored, Writer},
     },
@@ -59,14 +59,11 @@ pub async fn remember(
     // its own time (an import's) and every answer but a plain store take
     // the step-by-step path, in a transaction of their own: the statement
     // stored nothing.
-    let one_statement = write.created_at.is_none()
-        && *state
-            .remember_in_one_statement
-            .get_or_try_init(|| remember::runs_here(&state.pool))
-            .await?;
+    let deployment = state.deployment().await?;
+    let one_statement = write.created_at.is_none() && deployment.remembers_in_one_statement();
     let stored_at_once = if one_statement {
         let write = Arc::clone(&write);
-        db::with_user_statement(&state.pool, &scope, move |conn| {
+        db::with_user_statement(&state.pool, deployment, &scope, move |conn| {
             async move { RememberOne::new(owner_id, quota, &write).run(conn).await }.boxed()
         })
         .await?
@@ -169,7 +166,8 @@ pub async fn recall(
     let owner_id = scope.user.user_id;
     let for_page = query.clone();
     let page = if query.text.is_none() {
-        db::with_user_statement(&state.pool, &scope, move |conn| {
+        let deployment = state.deployment().await?;
+        db::with_user_statement(&state.pool, deployment, &scope, move |conn| {
             async move { page::plan_and_load(conn, &for_page, after, cut).await }.boxed()
         })
         .await?

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 
 pub use memories::NO_RECORDING;
 
-use crate::{exports::Exports, quota::Quota, writes::BatchLimits};
+use crate::{db::Deployment, error::Error, exports::Exports, quota::Quota, writes::BatchLimits};
 
 /// What the handlers share.
 pub struct MemoryState {
@@ -38,10 +38,19 @@ pub struct MemoryState {
     pub batch: BatchLimits,
     /// Exports running now, and their limits.
     pub exports: Exports,
-    /// Whether Remember's usual case runs as one statement here
-    /// (`db::remember::runs_here`), asked of the database by the first
-    /// Remember that finds it reachable.
-    pub remember_in_one_statement: OnceCell<bool>,
+    /// What kind of PostgreSQL this is, asked of the database by the
+    /// first request that needs to know and finds it reachable.
+    pub deployment: OnceCell<Deployment>,
+}
+
+impl MemoryState {
+    /// What kind of PostgreSQL this is ([`Deployment::detect`]).
+    pub async fn deployment(&self) -> Result<Deployment, Error> {
+        self.deployment
+            .get_or_try_init(|| Deployment::detect(&self.pool))
+            .await
+            .copied()
+    }
 }
 
 /// Handlers of `MemoryService`.
