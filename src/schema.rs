@@ -64,6 +64,7 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        memory_count -> Int8,
     }
 }
 

@@ -78,7 +78,7 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 SQL
 )"
-  as_postgres psql -X -q -p "$PGPORT" -d ninaivalaigal -c 'VACUUM (ANALYZE) memories, memory_terms, memory_usage' >/dev/null
+  as_postgres psql -X -q -p "$PGPORT" -d ninaivalaigal -c 'VACUUM (ANALYZE) memories, memory_terms, memory_usage, recording_contexts' >/dev/null
   echo "$deleted"
 }
 

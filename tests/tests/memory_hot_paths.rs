@@ -1,6 +1,6 @@
 //! Remember in one statement and Recall with its context found inside the
 //! plan (see memory-service `db::remember` and `db::memories::plan`): the
-//! usual case is stored and counted exactly, every other case answers as
+//! usual case is stored and counted exactly (per owner and per context), every other case answers as
 //! the step-by-step path always did, and a Remember that waited for another
 //! transaction of its user sees what that transaction changed, and
 //! Recall's page statement is planned once per connection.
@@ -70,8 +70,42 @@ async fn usage_and_truth(pair: &TestPair, user_id: i64) -> (Counts, Counts) {
     .unwrap()
 }
 
+#[derive(QueryableByName, Debug, PartialEq, Eq)]
+struct ContextCount {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    memories: i64,
+}
+
+/// Each context's `memory_count`, and the count of its memories.
+async fn context_counts_and_truth(
+    pair: &TestPair,
+    user_id: i64,
+) -> (Vec<ContextCount>, Vec<ContextCount>) {
+    let mut conn = pair.db.connect(Role::Memory).await;
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        set_rls_user(conn, user_id).await?;
+        let kept = diesel::sql_query(
+            "SELECT name, memory_count AS memories FROM recording_contexts ORDER BY name",
+        )
+        .load(conn)
+        .await?;
+        let truth = diesel::sql_query(
+            "SELECT c.name, count(m.id) AS memories FROM recording_contexts c \
+               LEFT JOIN memories m ON m.owner_id = c.owner_id AND m.context_id = c.id \
+              GROUP BY c.name ORDER BY c.name",
+        )
+        .load(conn)
+        .await?;
+        Ok((kept, truth))
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn usage_counts_stay_exact_through_many_concurrent_remembers_and_retries() {
+async fn usage_and_context_counts_stay_exact_through_many_concurrent_remembers_and_retries() {
     let pair = spawn_pair().await;
     let user = pair.register_user("counter@example.test").await;
     let memory = pair.memory_as(&user).await;
@@ -112,6 +146,18 @@ async fn usage_counts_stay_exact_through_many_concurrent_remembers_and_retries()
     let (usage, truth) = usage_and_truth(&pair, user.id).await;
     assert_eq!(usage, truth);
     assert_eq!(usage.memories, 30);
+    let (kept, truth) = context_counts_and_truth(&pair, user.id).await;
+    assert_eq!(kept, truth);
+    assert_eq!(
+        kept.iter().map(|c| c.memories).collect::<Vec<_>>(),
+        vec![15, 15]
+    );
+    // As the API answers them.
+    let listed = memory.list_contexts(0, "").await.unwrap().contexts;
+    assert_eq!(
+        listed.iter().map(|c| c.memory_count).collect::<Vec<_>>(),
+        vec![15, 15]
+    );
     assert_eq!(memory.recall_context("a").await.unwrap().len(), 15);
     assert_eq!(memory.recall_context("b").await.unwrap().len(), 15);
 
@@ -122,6 +168,15 @@ async fn usage_counts_stay_exact_through_many_concurrent_remembers_and_retries()
     let (usage, truth) = usage_and_truth(&pair, user.id).await;
     assert_eq!(usage, truth);
     assert_eq!(usage.memories, 14);
+    let (kept, truth) = context_counts_and_truth(&pair, user.id).await;
+    assert_eq!(kept, truth);
+    assert_eq!(
+        kept,
+        vec![ContextCount {
+            name: "a".into(),
+            memories: 14
+        }]
+    );
 }
 
 #[tokio::test]

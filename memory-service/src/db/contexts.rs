@@ -2,9 +2,7 @@
 //! them to the caller's rows; none filters by owner itself, but for
 //! [`lock_all`], which must name the owner's shard on Citus.
 
-use std::collections::HashMap;
-
-use diesel::{dsl::count_star, prelude::*};
+use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::Conn;
@@ -72,17 +70,6 @@ pub async fn list(conn: &mut Conn<'_>, after: Option<&str>, limit: i64) -> Resul
         query = query.filter(recording_contexts::name.gt(after.to_owned()));
     }
     Ok(query.load(conn).await?)
-}
-
-/// Number of memories in each of the contexts `ids` (absent means none).
-pub async fn memory_counts(conn: &mut Conn<'_>, ids: &[i64]) -> Result<HashMap<i64, i64>> {
-    let counts: Vec<(i64, i64)> = memories::table
-        .filter(memories::context_id.eq_any(ids))
-        .group_by(memories::context_id)
-        .select((memories::context_id, count_star()))
-        .load(conn)
-        .await?;
-    Ok(counts.into_iter().collect())
 }
 
 /// Sets whether a context is recording, touching its update time.

@@ -26,6 +26,8 @@ pub struct ContextRow {
     pub is_active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Its memories, as the triggers on `memories` count them.
+    pub memory_count: i64,
 }
 
 /// A context to insert.

@@ -70,7 +70,7 @@ pub async fn create(
         }
     })?;
     Ok(pb::CreateContextResponse {
-        context: Some(convert::context(row, 0)?),
+        context: Some(convert::context(row)?),
     })
 }
 
@@ -84,14 +84,11 @@ pub async fn list(
     let request = request.into_inner();
     let page_size = CONTEXTS_PAGE_LIMITS.page_size(request.page_size)?;
     let cursor = paging::decode::<ContextsCursor>(&request.page_token)?;
-    let (mut rows, counts) = db::with_user(&state.pool, &scope, move |conn| {
+    let mut rows = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let after = cursor.as_ref().map(|cursor| cursor.after.as_str());
             // One more than asked tells whether there is a next page.
-            let rows = contexts::list(conn, after, page_size.fetch_limit()).await?;
-            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-            let counts = contexts::memory_counts(conn, &ids).await?;
-            Ok((rows, counts))
+            contexts::list(conn, after, page_size.fetch_limit()).await
         }
         .boxed()
     })
@@ -103,10 +100,7 @@ pub async fn list(
     };
     let contexts = rows
         .into_iter()
-        .map(|row| {
-            let count = counts.get(&row.id).copied().unwrap_or(0);
-            convert::context(row, count)
-        })
+        .map(convert::context)
         .collect::<Result<_>>()?;
     Ok(pb::ListContextsResponse {
         contexts,
@@ -125,7 +119,7 @@ pub async fn get(
     let context = db::with_user(&state.pool, &scope, move |conn| {
         async move {
             let row = find_named(conn, &name).await?;
-            with_count(conn, row).await
+            convert::context(row)
         }
         .boxed()
     })
@@ -185,7 +179,7 @@ pub async fn start_recording(
             } else {
                 contexts::set_recording(conn, target.id, true).await?
             };
-            Ok((with_count(conn, target).await?, previous))
+            Ok((convert::context(target)?, previous))
         }
         .boxed()
     })
@@ -213,7 +207,7 @@ pub async fn stop_recording(
             } else {
                 row
             };
-            with_count(conn, row).await
+            convert::context(row)
         }
         .boxed()
     })
@@ -221,11 +215,4 @@ pub async fn stop_recording(
     Ok(pb::StopRecordingResponse {
         context: Some(context),
     })
-}
-
-/// The message for a context row, with its memory count.
-async fn with_count(conn: &mut Conn<'_>, row: db::models::ContextRow) -> Result<pb::Context> {
-    let counts = contexts::memory_counts(conn, &[row.id]).await?;
-    let count = counts.get(&row.id).copied().unwrap_or(0);
-    convert::context(row, count)
 }

@@ -25,7 +25,7 @@ fn stored_time(
     to_timestamp(field, time).map_err(|error| Error::Internal(format!("{what} {id}: {error}")))
 }
 
-pub fn context(row: ContextRow, memory_count: i64) -> Result<pb::Context, Error> {
+pub fn context(row: ContextRow) -> Result<pb::Context, Error> {
     Ok(pb::Context {
         create_time: Some(stored_time(
             "context",
@@ -44,7 +44,7 @@ pub fn context(row: ContextRow, memory_count: i64) -> Result<pb::Context, Error>
         // The schema allows only 'private' for now.
         visibility: pb::Visibility::Private.into(),
         recording: row.is_active,
-        memory_count,
+        memory_count: row.memory_count,
     })
 }
 

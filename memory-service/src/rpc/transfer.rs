@@ -115,13 +115,8 @@ async fn write_export(conn: &mut Conn<'_>, context: Option<ContextName>, sink: S
 /// Sends one context and its memories, oldest first; false when the client
 /// has gone.
 async fn export_context(conn: &mut Conn<'_>, row: ContextRow, sink: &Sink) -> Result<bool> {
-    let counts = contexts::memory_counts(conn, &[row.id]).await?;
-    let count = counts.get(&row.id).copied().unwrap_or(0);
     let (context_id, name) = (row.id, row.name.clone());
-    if !sink
-        .send(Item::Context(convert::context(row, count)?))
-        .await
-    {
+    if !sink.send(Item::Context(convert::context(row)?)).await {
         return Ok(false);
     }
     let mut after = None;
