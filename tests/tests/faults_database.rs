@@ -294,9 +294,9 @@ async fn pooled_connections_terminated() {
 
 /// The first Remember of a memory-service asks the database what kind of
 /// PostgreSQL it is (`db::Deployment::detect`), which decides whether it
-/// runs Remember as one statement. Asked while the
-/// database is down, the call is UNAVAILABLE, the question stays open, and
-/// the first Remember once it is back stores its memory.
+/// runs Remember as one statement. Asked while the database is down, the
+/// call is UNAVAILABLE, the question stays open, and the first Remember
+/// once it is back stores its memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_remember_while_the_database_is_down_is_unavailable() {
     let cluster = PrivateCluster::start_new().await;

@@ -1,9 +1,10 @@
 //! Remember in one statement and Recall with its context found inside the
 //! plan (see memory-service `db::remember` and `db::memories::plan`): the
-//! usual case is stored and counted exactly (per owner and per context), every other case answers as
-//! the step-by-step path always did, and a Remember that waited for another
-//! transaction of its user sees what that transaction changed, and
-//! Recall's page statement is planned once per connection.
+//! usual case is stored and counted exactly (per owner and per context),
+//! every other case answers as the step-by-step path always did, a Remember
+//! that waited for another transaction of its user sees what that
+//! transaction changed, and Recall's page statement is planned once per
+//! connection.
 
 // Test code: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used)]

@@ -82,7 +82,7 @@ where
 /// transaction aborted and ends it as a rollback.
 ///
 /// On a single server the statement is planned once per connection
-/// ([`PLAN_ONCE`]).
+/// (`PLAN_ONCE`, below).
 ///
 /// COMMIT is a prepared statement too ([`Commit`]), so it reaches
 /// PostgreSQL after the statement even when the statement is not prepared
@@ -105,13 +105,15 @@ where
     let mut pooled = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut pooled;
     let budget = scope.statement_budget();
-    let mut begin = format!(
-        "BEGIN; {}",
+    let plan_once = if deployment.plans_once() {
+        PLAN_ONCE
+    } else {
+        ""
+    };
+    let begin = format!(
+        "BEGIN; {}{plan_once}",
         transaction_settings(scope.user.user_id, budget)
     );
-    if deployment.plans_once() {
-        begin = format!("{begin}; {PLAN_ONCE}");
-    }
     let timed_out_after = Instant::now() + budget;
     in_transaction(conn, &begin, statement, Ending::Pipelined)
         .await
@@ -130,7 +132,7 @@ where
 /// (`db::terms`). Transaction-local, like the settings. Not on Citus,
 /// which cannot make a generic plan of Recall's page
 /// ([`Deployment::plans_once`]).
-pub const PLAN_ONCE: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
+const PLAN_ONCE: &str = "; SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// The statements that open every user transaction: who the caller is and
 /// how long each statement may run, both transaction-local.
